@@ -1,0 +1,203 @@
+"""The CloudWatch Logs API, through aiobotocore: the only module that imports it.
+
+Calls are made once each (botocore's own retries are off: :mod:`shipper.stream`
+retries, per stream, without ever giving up) and every failure is translated here,
+at this one boundary, into the errors of :mod:`shipper.cloudwatch_errors`.
+Parameter validation is off for PutLogEvents: the batcher already guarantees every
+rule, and validating 10,000 events per call costs real CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import botocore.exceptions
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from shipper.cloudwatch_errors import (
+    CloudWatchError,
+    DataAlreadyAccepted,
+    ExpiredCredentials,
+    InvalidSequenceToken,
+    Rejected,
+    ResourceNotFound,
+    Retriable,
+)
+from shipper.config import CloudWatchConfig
+from shipper.records import Event
+
+_RETRIABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "OperationAbortedException",
+        "RequestLimitExceeded",
+    }
+)
+_EXPIRED_CODES = frozenset(
+    {"ExpiredTokenException", "ExpiredToken", "RequestExpired", "InvalidClientTokenId"}
+)
+_REJECTED_CODES = frozenset({"InvalidParameterException", "SerializationException"})
+_EXPECTED_TOKEN = re.compile(r"sequenceToken(?: is)?:\s*(\S+)")
+
+
+@dataclass
+class PutResult:
+    next_token: str | None
+    rejected: dict[str, int] = field(default_factory=dict)  # rejectedLogEventsInfo
+
+
+def translate(exc: BaseException) -> CloudWatchError:
+    """Our error for whatever botocore, aiohttp or asyncio raised."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        detail = str(error.get("Message", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in ("InvalidSequenceTokenException", "DataAlreadyAcceptedException"):
+            expected = exc.response.get("expectedSequenceToken") or error.get(
+                "expectedSequenceToken"
+            )
+            if expected is None:
+                found = _EXPECTED_TOKEN.search(detail)
+                expected = found.group(1) if found else None
+            if expected == "null":
+                expected = None
+            kind = DataAlreadyAccepted if code.startswith("DataAlready") else InvalidSequenceToken
+            return kind(code, detail, expected)
+        if code == "ResourceNotFoundException":
+            return ResourceNotFound(code, detail)
+        if code in _EXPIRED_CODES:
+            return ExpiredCredentials(code, detail)
+        if code in _REJECTED_CODES:
+            return Rejected(code, detail)
+        if code in _RETRIABLE_CODES or status >= 500 or status == 429:
+            return Retriable(code, detail)
+        # Anything else (AccessDenied, an unknown code) is retried too: the files hold
+        # the backlog until the operator fixes it, which beats dropping.
+        return Retriable(code, detail)
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return Retriable("NoCredentials", "no AWS credentials found")
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return Retriable(type(exc).__name__, str(exc))
+    if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
+        return Retriable(type(exc).__name__, str(exc))
+    raise exc
+
+
+class LogsClient:
+    """One aiobotocore CloudWatch Logs client, recreated when credentials expire."""
+
+    def __init__(self, config: CloudWatchConfig) -> None:
+        self.config = config
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: Any = None
+
+    async def open(self) -> None:
+        cfg = self.config
+        session = get_session()
+        aio_config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=min(cfg.request_timeout, 10.0),
+            read_timeout=cfg.request_timeout,
+            parameter_validation=False,
+            max_pool_connections=32,
+        )
+        stack = contextlib.AsyncExitStack()
+        self._client = await stack.enter_async_context(
+            session.create_client(
+                "logs", region_name=cfg.region, endpoint_url=cfg.endpoint_url, config=aio_config
+            )
+        )
+        self._stack = stack
+
+    async def close(self) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            with contextlib.suppress(Exception):
+                await stack.aclose()
+
+    async def refresh(self) -> None:
+        """A new client, so the credential chain is asked again."""
+        await self.close()
+        await self.open()
+
+    async def _call(self, operation: str, **params: Any) -> Any:
+        try:
+            return await getattr(self._client, operation)(**params)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def put_events(
+        self, group: str, stream: str, events: list[Event], token: str | None
+    ) -> PutResult:
+        params: dict[str, Any] = {
+            "logGroupName": group,
+            "logStreamName": stream,
+            "logEvents": [{"timestamp": e.timestamp, "message": e.message} for e in events],
+        }
+        if token:
+            params["sequenceToken"] = token
+        response = await self._call("put_log_events", **params)
+        return PutResult(
+            response.get("nextSequenceToken"), response.get("rejectedLogEventsInfo") or {}
+        )
+
+    async def create_stream(
+        self, group: str, stream: str, create_group: bool, retention_days: int | None
+    ) -> bool:
+        """Create the stream (and the group when allowed); True when the group was created."""
+        created_group = False
+        try:
+            await self._call("create_log_stream", logGroupName=group, logStreamName=stream)
+            return False
+        except ResourceNotFound:
+            if not create_group:
+                raise
+        except CloudWatchError as exc:
+            if exc.code == "ResourceAlreadyExistsException":
+                return False
+            raise
+        try:
+            await self._call("create_log_group", logGroupName=group)
+            created_group = True
+        except CloudWatchError as exc:
+            if exc.code != "ResourceAlreadyExistsException":
+                raise
+        if created_group and retention_days is not None:
+            await self._call(
+                "put_retention_policy", logGroupName=group, retentionInDays=retention_days
+            )
+        try:
+            await self._call("create_log_stream", logGroupName=group, logStreamName=stream)
+        except CloudWatchError as exc:
+            if exc.code != "ResourceAlreadyExistsException":
+                raise
+        return created_group
+
+
+__all__ = [
+    "DataAlreadyAccepted",
+    "ExpiredCredentials",
+    "InvalidSequenceToken",
+    "LogsClient",
+    "PutResult",
+    "Rejected",
+    "ResourceNotFound",
+    "Retriable",
+    "translate",
+]

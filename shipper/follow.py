@@ -1,0 +1,431 @@
+"""Following one source's files: the live file, its rotated siblings, and files that
+were renamed or deleted while being read.
+
+Files are known by identity — device, inode and a fingerprint of their first bytes —
+never by name.  When ``app.log`` is renamed to ``app.log.20240101`` the file keeps its
+identity, so the shipper reads the rest of it (stale writers included) before the new
+``app.log``, and a checkpoint finds it again under its new name after a restart.
+
+Where a file starts being read:
+
+- known from the checkpoint (same inode and fingerprint): at its delivered offset;
+- the source was never covered before: the live file at ``start_at``, rotated
+  siblings not at all (they are history from before the shipper);
+- otherwise a file not seen before is new and read from its first byte — except a
+  rotated sibling last written before the shipper first covered the source (history).
+
+A file that shrinks below the read offset was truncated (``copytruncate``): reading
+restarts at 0 under a new :class:`Cursor`, so acknowledgements of the old content
+cannot move the new content's offset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipper import telemetry
+from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
+from shipper.config import SourceConfig
+from shipper.multiline import Assembler
+from shipper.parse import Parser, build_parser, datefmt_pattern
+from shipper.records import Event, Record
+from shipper.render import Renderer
+
+FINGERPRINT_BYTES = 512
+READ_CHUNK = 1 << 20
+# A file that is no longer the live one is closed after this long without growth.
+ROTATE_WAIT = 30.0
+# A record with no line after it for this long is complete (its traceback is over).
+MULTILINE_WAIT = 0.5
+
+
+@dataclass(frozen=True)
+class Identity:
+    dev: int
+    ino: int
+    fp_len: int
+    fp: str
+
+
+def fingerprint(fd: int, limit: int = FINGERPRINT_BYTES) -> tuple[int, str]:
+    """Length and digest of a file's first bytes (up to ``limit``)."""
+    head = os.pread(fd, limit, 0)
+    return len(head), hashlib.blake2b(head, digest_size=16).hexdigest()
+
+
+def rotated_pattern(live_name: str, suffix: str) -> re.Pattern[str]:
+    """Names of rotated siblings: ``app.log.<suffix>`` or a namer's ``app.<suffix>.log``."""
+    stamp = datefmt_pattern(suffix)
+    stem, dot, ext = live_name.rpartition(".")
+    forms = [re.escape(live_name) + r"[.\-_]" + f"({stamp})"]
+    if dot and stem:
+        forms.append(re.escape(stem) + r"[.\-_]" + f"({stamp})" + re.escape(dot + ext))
+    return re.compile("|".join(forms))
+
+
+class Cursor:
+    """One followed file (one content generation of it) and how far it was read."""
+
+    def __init__(self, category: str, identity: Identity, path: str, offset: int, fd: int | None):
+        self.category = category
+        self.identity = identity
+        self.path = path
+        self.fd = fd
+        self.read_offset = offset
+        self.delivered_offset = offset
+        self.size = offset
+        self.live = False
+        self.gone = False  # no longer under any watched name
+        self.order = (0.0, 0.0)  # rotation time, mtime: older files are read first
+        self.last_growth = time.monotonic()
+        self.part = 0  # parts already emitted of a line longer than the limit
+        self.assembler: Assembler | None = None
+
+    def pending_record(self) -> bool:
+        return self.assembler is not None and self.assembler.pending is not None
+
+    def delivered(self, offset: int) -> None:
+        if offset > self.delivered_offset:
+            self.delivered_offset = offset
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+    def checkpoint(self) -> FileCheckpoint:
+        ident = self.identity
+        return FileCheckpoint(
+            ident.dev, ident.ino, ident.fp_len, ident.fp, self.delivered_offset, self.path
+        )
+
+    def __repr__(self) -> str:
+        return f"Cursor({self.path!r}, read={self.read_offset}, delivered={self.delivered_offset})"
+
+
+class Follower:
+    """Finds, orders and reads the files of one source; turns their lines into events."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        saved: SourceCheckpoint | None,
+        renderer: Renderer,
+        now: float,
+    ) -> None:
+        self.source = source
+        self.category = source.category
+        self.directory = source.path.parent
+        self.live_name = source.path.name
+        self.rotated = rotated_pattern(self.live_name, source.rotated)
+        self.renderer = renderer
+        self.first_run = saved is None
+        self.since = saved.since if saved else now
+        self.saved = {(f.dev, f.ino): f for f in saved.files} if saved else {}
+        self.cursors: dict[tuple[int, int], Cursor] = {}
+        self._reported: set[str] = set()  # problems already logged, not to repeat each scan
+
+    def new_parser(self) -> Parser:
+        src = self.source
+        return build_parser(src.format, src.datefmt, src.timezone)
+
+    # ------------------------------------------------------------------ discovery
+
+    def scan(self) -> list[Cursor]:
+        """Look at the folder; return the cursors to read, oldest file first."""
+        try:
+            names = os.listdir(self.directory)
+        except OSError as exc:
+            self._report(str(self.directory), exc)
+            names = None
+        seen: set[tuple[int, int]] = set()
+        for name in names or ():
+            if name == self.live_name:
+                live, stamp = True, float("inf")
+            else:
+                match = self.rotated.fullmatch(name)
+                if match is None:
+                    continue
+                live, stamp = False, self._stamp(match)
+            path = os.path.join(self.directory, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # vanished between listing and stat, or a dangling link
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue  # a link to a file already listed
+            seen.add(key)
+            cursor = self.cursors.get(key)
+            if cursor is None:
+                cursor = self._open(key, path, live, st)
+                if cursor is None:
+                    continue
+            elif cursor.path != path:
+                if cursor.live and not live:
+                    telemetry.file_rotated(self.category, cursor.path, path)
+                cursor.path = path
+            cursor.live = live
+            cursor.gone = False
+            cursor.order = (stamp, st.st_mtime)
+            cursor.size = st.st_size
+            if st.st_size < cursor.read_offset:
+                cursor = self._restart_truncated(key, cursor, st.st_size)
+        if names is not None:
+            self.first_run = False
+            self.saved.clear()  # entries for files that no longer exist
+        return self._arrange(seen)
+
+    def _stamp(self, match: re.Match[str]) -> float:
+        text = next(g for g in match.groups() if g is not None)
+        try:
+            return time.mktime(time.strptime(text, self.source.rotated))
+        except (ValueError, OverflowError):
+            return 0.0
+
+    def _arrange(self, seen: set[tuple[int, int]]) -> list[Cursor]:
+        now = time.monotonic()
+        for key, cursor in list(self.cursors.items()):
+            if key not in seen:
+                cursor.gone = True
+                cursor.live = False
+                if cursor.fd is not None:
+                    with contextlib.suppress(OSError):
+                        cursor.size = os.fstat(cursor.fd).st_size
+            idle = now - cursor.last_growth >= ROTATE_WAIT
+            drained = cursor.read_offset >= cursor.size and not cursor.pending_record()
+            if not cursor.live and idle and drained and cursor.fd is not None:
+                telemetry.file_closed(self.category, cursor.path, cursor.read_offset, "idle")
+                cursor.close()
+            if cursor.gone and cursor.fd is None:
+                del self.cursors[key]
+        # Files that stopped being live (gone first, then by rotation time), then live.
+        return sorted(self.cursors.values(), key=lambda c: (c.live, not c.gone, c.order))
+
+    def _open(
+        self, key: tuple[int, int], path: str, live: bool, st: os.stat_result
+    ) -> Cursor | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            self._report(path, exc)
+            return None
+        self._reported.discard(path)
+        try:
+            fst = os.fstat(fd)
+            if (fst.st_dev, fst.st_ino) != key:  # replaced between stat and open
+                os.close(fd)
+                return None
+            fp_len, fp = fingerprint(fd)
+        except OSError as exc:
+            os.close(fd)
+            self._report(path, exc)
+            return None
+        offset, reason = self._start_offset(key, fd, fst, live)
+        identity = Identity(key[0], key[1], fp_len, fp)
+        cursor = Cursor(self.category, identity, path, offset, fd)
+        cursor.live = live
+        cursor.size = fst.st_size
+        cursor.assembler = Assembler(self.new_parser(), self.source.max_record_lines)
+        self.cursors[key] = cursor
+        if offset >= fst.st_size and not live:
+            cursor.close()  # nothing to read now; reopened if it grows
+            telemetry.file_skipped(self.category, path, reason)
+        else:
+            telemetry.file_opened(self.category, path, offset, reason)
+        return cursor
+
+    def _start_offset(
+        self, key: tuple[int, int], fd: int, st: os.stat_result, live: bool
+    ) -> tuple[int, str]:
+        saved = self.saved.pop(key, None)
+        if saved is not None:
+            fp_len, fp = fingerprint(fd, saved.fp_len)
+            if fp_len == saved.fp_len and fp == saved.fp:
+                if saved.offset <= st.st_size:
+                    return saved.offset, "checkpoint"
+                return 0, "truncated while stopped"
+            # Same inode, other content: the inode was reused for a new file.
+        if self.first_run:
+            if live:
+                at_end = self.source.start_at == "end"
+                return (st.st_size if at_end else 0), f"start_at {self.source.start_at}"
+            return st.st_size, "history"
+        if live or st.st_mtime >= self.since:
+            return 0, "new file"
+        return st.st_size, "history"
+
+    def _restart_truncated(self, key: tuple[int, int], old: Cursor, size: int) -> Cursor:
+        telemetry.file_truncated(self.category, old.path, size, old.read_offset)
+        fd, old.fd = old.fd, None
+        if fd is None:
+            try:
+                fd = os.open(old.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                self._report(old.path, exc)
+                del self.cursors[key]
+                return old
+        fp_len, fp = fingerprint(fd)
+        cursor = Cursor(self.category, Identity(key[0], key[1], fp_len, fp), old.path, 0, fd)
+        cursor.live, cursor.order, cursor.size = old.live, old.order, size
+        cursor.assembler = Assembler(self.new_parser(), self.source.max_record_lines)
+        self.cursors[key] = cursor
+        return cursor
+
+    def _report(self, path: str, exc: OSError) -> None:
+        if path not in self._reported:
+            self._reported.add(path)
+            telemetry.file_error(self.category, path, exc.strerror or str(exc))
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, cursor: Cursor, now_ms: int) -> list[Event] | None:
+        """Read the next chunk of complete lines; None at the end of the file."""
+        if cursor.fd is None:
+            if cursor.read_offset >= cursor.size:
+                return None
+            if not self._reopen(cursor):
+                return None
+        assert cursor.fd is not None
+        try:
+            data = os.pread(cursor.fd, READ_CHUNK, cursor.read_offset)
+        except OSError as exc:
+            self._report(cursor.path, exc)
+            return None
+        if not data:
+            return None
+        lines = self._split(cursor, data)
+        if not lines:
+            return None  # a partial last line waits for its newline
+        cursor.last_growth = time.monotonic()
+        if (
+            cursor.identity.fp_len < FINGERPRINT_BYTES
+            and cursor.read_offset > cursor.identity.fp_len
+        ):
+            fp_len, fp = fingerprint(cursor.fd)
+            cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
+        telemetry.lines_read(self.category, len(lines), cursor.read_offset - lines[0][2])
+        return self._events(cursor, lines, now_ms)
+
+    def _reopen(self, cursor: Cursor) -> bool:
+        try:
+            fd = os.open(cursor.path, os.O_RDONLY | os.O_CLOEXEC)
+            st = os.fstat(fd)
+        except OSError as exc:
+            self._report(cursor.path, exc)
+            return False
+        ident = cursor.identity
+        if (st.st_dev, st.st_ino) != (ident.dev, ident.ino) or fingerprint(fd, ident.fp_len) != (
+            ident.fp_len,
+            ident.fp,
+        ):
+            os.close(fd)  # another file now; the next scan opens it as one
+            return False
+        cursor.fd = fd
+        telemetry.file_opened(self.category, cursor.path, cursor.read_offset, "grew")
+        return True
+
+    def _split(self, cursor: Cursor, data: bytes) -> list[tuple[bytes, bool, int]]:
+        """Complete lines of ``data`` as (bytes, ends_with_newline, start offset)."""
+        limit = self.source.max_line_bytes
+        start = cursor.read_offset
+        cut = data.rfind(b"\n") + 1
+        body = data[:cut]
+        tail = data[cut:]
+        lines: list[tuple[bytes, bool, int]] = []
+        position = start
+        if body:
+            for raw in body[:-1].split(b"\n"):
+                while len(raw) > limit:
+                    lines.append((raw[:limit], False, position))
+                    position += limit
+                    raw = raw[limit:]
+                lines.append((raw, True, position))
+                position += len(raw) + 1
+        if len(tail) >= limit:  # a line longer than the limit: ship a part of it now
+            while len(tail) >= limit:
+                lines.append((tail[:limit], False, position))
+                position += limit
+                tail = tail[limit:]
+        cursor.read_offset = position
+        return lines
+
+    def _events(
+        self, cursor: Cursor, lines: list[tuple[bytes, bool, int]], now_ms: int
+    ) -> list[Event]:
+        assert cursor.assembler is not None
+        records: list[Record] = []
+        whole: list[tuple[str, int]] = []
+        limit = self.source.max_line_bytes
+        for raw, complete, begin in lines:
+            end = begin + len(raw) + (1 if complete else 0)
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            text = raw.decode("utf-8", "backslashreplace")
+            if complete and not cursor.part:
+                whole.append((text, end))
+                continue
+            # Part of an overlong line: flush what came before, then ship the part alone.
+            records.extend(cursor.assembler.feed(whole, now_ms))
+            whole = []
+            pending = cursor.assembler.flush()
+            if pending is not None:
+                records.append(pending)
+            cursor.part += 1
+            if cursor.part == 1:
+                telemetry.line_split(self.category, cursor.path, begin, limit)
+            part = Record(text, None, now_ms, False, end, part=cursor.part, last_part=complete)
+            records.append(part)
+            if complete:
+                cursor.part = 0
+        records.extend(cursor.assembler.feed(whole, now_ms))
+        return self._render(cursor, records)
+
+    def flush_quiet(self, cursor: Cursor, quiet_for: float) -> list[Event]:
+        """The pending record of a file quiet for ``quiet_for`` seconds, as events."""
+        assembler = cursor.assembler
+        if assembler is None or assembler.pending is None:
+            return []
+        if time.monotonic() - cursor.last_growth < quiet_for:
+            return []
+        record = assembler.flush()
+        return self._render(cursor, [record] if record else [])
+
+    def _render(self, cursor: Cursor, records: list[Record]) -> list[Event]:
+        render = self.renderer.event
+        events = []
+        for record in records:
+            event = render(record, cursor)
+            if event is not None:
+                events.append(event)
+        return events
+
+    # ------------------------------------------------------------------ state
+
+    def checkpoint(self) -> SourceCheckpoint:
+        files = [c.checkpoint() for c in self.cursors.values() if not c.gone]
+        # Entries not yet matched to a file (the folder could not be listed yet).
+        files.extend(self.saved.values())
+        return SourceCheckpoint(self.since, files)
+
+    def lag_bytes(self) -> dict[str, int]:
+        return {c.path: max(c.size - c.delivered_offset, 0) for c in self.cursors.values()}
+
+    def close(self) -> None:
+        for cursor in self.cursors.values():
+            cursor.close()
+
+
+def source_key(source: SourceConfig) -> str:
+    """The key of a source's checkpoints: its live path."""
+    return str(Path(source.path))

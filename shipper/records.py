@@ -1,0 +1,52 @@
+"""The small records the pipeline stages hand each other.
+
+    lines of a file ──multiline──▶ Record ──render──▶ Event ──batcher──▶ Batch
+
+An :class:`Event` keeps a reference to the :class:`Position` it came from, so that
+when CloudWatch accepts it the follower's delivered offset can move to its end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# CloudWatch counts each event as its UTF-8 message bytes plus this overhead.
+EVENT_OVERHEAD = 26
+
+
+class Position(Protocol):
+    """Where delivered events are acknowledged: one followed file."""
+
+    category: str
+    path: str
+
+    def delivered(self, offset: int) -> None: ...
+
+
+@dataclass(slots=True)
+class Record:
+    """One log record: its first line, continuation lines, time and end offset."""
+
+    text: str
+    fields: dict[str, Any] | None
+    timestamp: int
+    time_known: bool
+    end: int
+    extra: list[str] = field(default_factory=list)
+    part: int = 0  # >0: one part of a line longer than the line limit
+    last_part: bool = True
+
+
+@dataclass(slots=True)
+class Event:
+    """One CloudWatch event, with what to acknowledge when it is stored."""
+
+    timestamp: int
+    message: str
+    size: int  # UTF-8 bytes of message + EVENT_OVERHEAD
+    position: Position
+    offset: int  # end of the record in its file
+
+    def where(self) -> str:
+        return f"{self.position.path}:{self.offset}"

@@ -1,0 +1,107 @@
+"""Turning records into the events CloudWatch stores: JSON objects or raw text, masked.
+
+JSON output (the default) gives CloudWatch Logs Insights fields to filter on:
+``level``, ``message`` (the object itself when the message was JSON), the format's
+other fields, ``category``, and ``exception`` for a traceback.  Raw output keeps the
+written text.  Either way the final text is masked in one pass.
+
+An event may hold at most 1,048,576 bytes with its 26 bytes of overhead.  Lines
+longer than the source's ``max_line_bytes`` arrive here already cut into parts,
+which say so (``part``, ``continued``); a record that is still too large once
+rendered (a huge traceback) is truncated and marked ``truncated``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from shipper.mask import Masker
+from shipper.records import EVENT_OVERHEAD, Event, Position, Record
+
+MAX_EVENT_BYTES = 1_048_576
+MAX_MESSAGE_BYTES = MAX_EVENT_BYTES - EVENT_OVERHEAD
+TRUNCATED_MARK = "…[truncated]"
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+
+def utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+class Renderer:
+    """Renders one source's records as masked events."""
+
+    def __init__(
+        self,
+        category: str,
+        output: Literal["json", "raw"],
+        masker: Masker,
+        json_lines: bool,
+    ) -> None:
+        self.category = category
+        self.output = output
+        self.masker = masker
+        self.json_lines = json_lines
+
+    def event(self, record: Record, position: Position) -> Event | None:
+        """The event for ``record``; None when it carries nothing (an empty raw line)."""
+        if self.output == "raw":
+            message = self.masker.mask(self._raw_text(record))
+            if not message:
+                return None
+        else:
+            message = self.masker.mask(_encode(self._document(record)).decode())
+        size = utf8_len(message)
+        if size > MAX_MESSAGE_BYTES:
+            message = self._truncate(record, size)
+            size = utf8_len(message)
+        return Event(record.timestamp, message, size + EVENT_OVERHEAD, position, record.end)
+
+    def _raw_text(self, record: Record) -> str:
+        text = record.text if not record.extra else "\n".join([record.text, *record.extra])
+        if record.part:
+            text += f" …[part {record.part}{', continued' if not record.last_part else ''}]"
+        return text
+
+    def _document(self, record: Record) -> dict[str, Any]:
+        fields = record.fields
+        if fields is None:
+            document: dict[str, Any] = {"message": record.text}
+        elif self.json_lines:
+            document = dict(fields)
+        else:
+            document = {}
+            if "levelname" in fields:
+                document["level"] = fields["levelname"]
+            document["message"] = fields.get("message")
+            for key, value in fields.items():
+                if key not in ("levelname", "message"):
+                    document[key] = value
+        document.setdefault("category", self.category)
+        if record.extra:
+            document["exception"] = "\n".join(record.extra)
+        if not record.time_known and fields is not None and "asctime" in fields:
+            document["time_unreadable"] = True
+        if record.part:
+            document["part"] = record.part
+            document["continued"] = not record.last_part
+        return document
+
+    def _truncate(self, record: Record, size: int) -> str:
+        """A smaller message for a record too large to be one event, saying so."""
+        text = self.masker.mask(self._raw_text(record))
+        # Leave room for the JSON wrapping and escapes; cut on a character boundary.
+        budget = MAX_MESSAGE_BYTES // 2
+        cut = text.encode("utf-8", "surrogatepass")[:budget].decode("utf-8", "ignore")
+        if self.output == "raw":
+            return cut + TRUNCATED_MARK
+        document = {
+            "message": cut + TRUNCATED_MARK,
+            "category": self.category,
+            "truncated": True,
+            "original_bytes": size,
+        }
+        return _encode(document).decode()

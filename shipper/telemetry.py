@@ -1,0 +1,122 @@
+"""Named internal events: each call logs one event and updates its metrics.
+
+Every happening the operator may care about has one function here, named after the
+event it logs (``file_rotated`` logs ``file.rotated``), so the log and the metrics
+can never disagree about what happened.
+"""
+
+from __future__ import annotations
+
+import time
+
+from shipper import logs, metrics
+
+
+def file_opened(category: str, path: str, offset: int, reason: str) -> None:
+    logs.get().info("file.opened", category=category, path=path, offset=offset, reason=reason)
+
+
+def file_rotated(category: str, path: str, renamed_to: str) -> None:
+    logs.get().info("file.rotated", category=category, path=path, renamed_to=renamed_to)
+
+
+def file_truncated(category: str, path: str, size: int, offset: int) -> None:
+    logs.get().warning("file.truncated", category=category, path=path, size=size, offset=offset)
+
+
+def file_closed(category: str, path: str, offset: int, reason: str) -> None:
+    logs.get().info("file.closed", category=category, path=path, offset=offset, reason=reason)
+
+
+def file_error(category: str, path: str, error: str) -> None:
+    logs.get().warning("file.error", category=category, path=path, error=error)
+
+
+def file_skipped(category: str, path: str, reason: str) -> None:
+    logs.get().info("file.skipped", category=category, path=path, reason=reason)
+
+
+def lines_read(category: str, lines: int, nbytes: int) -> None:
+    metrics.LINES_READ.labels(category).inc(lines)
+    metrics.BYTES_READ.labels(category).inc(nbytes)
+
+
+def line_split(category: str, path: str, offset: int, limit: int) -> None:
+    logs.get().warning("line.split", category=category, path=path, offset=offset, limit_bytes=limit)
+
+
+def time_unreadable(category: str, path: str, offset: int, text: str) -> None:
+    metrics.PARSE_FALLBACKS.labels(category).inc()
+    logs.get().debug(
+        "record.time_unreadable", category=category, path=path, offset=offset, text=text
+    )
+
+
+def batch_delivered(group: str, stream: str, events: int, nbytes: int, seconds: float) -> None:
+    metrics.RECORDS_SHIPPED.labels(group, stream).inc(events)
+    metrics.BYTES_SHIPPED.labels(group, stream).inc(nbytes)
+    metrics.LAST_DELIVERY.labels(group, stream).set(time.time())
+    logs.get().info(
+        "batch.delivered",
+        log_group=group,
+        log_stream=stream,
+        events=events,
+        bytes=nbytes,
+        seconds=round(seconds, 3),
+    )
+
+
+def put_retry(group: str, stream: str, error: str, detail: str, attempt: int, delay: float) -> None:
+    metrics.PUT_RETRIES.labels(error).inc()
+    logs.get().warning(
+        "put.retry",
+        log_group=group,
+        log_stream=stream,
+        error=error,
+        detail=detail,
+        attempt=attempt,
+        delay=round(delay, 3),
+    )
+
+
+def events_rejected(reason: str, count: int, group: str, stream: str, where: list[str]) -> None:
+    """Events CloudWatch will not (or did not) store; ``where`` names file:offset of each."""
+    metrics.RECORDS_REJECTED.labels(reason).inc(count)
+    logs.get().warning(
+        "events.rejected",
+        reason=reason,
+        count=count,
+        log_group=group,
+        log_stream=stream,
+        where=where[:20],
+    )
+
+
+def stream_created(group: str, stream: str, created_group: bool) -> None:
+    logs.get().info(
+        "stream.created", log_group=group, log_stream=stream, created_group=created_group
+    )
+
+
+def sequence_token_corrected(group: str, stream: str) -> None:
+    logs.get().info("sequence_token.corrected", log_group=group, log_stream=stream)
+
+
+def checkpoint_corrupt(path: str, reason: str, moved_to: str) -> None:
+    logs.get().error("checkpoint.corrupt", path=path, reason=reason, moved_to=moved_to)
+
+
+def checkpoint_error(path: str, error: str) -> None:
+    logs.get().error("checkpoint.save_failed", path=path, error=error)
+
+
+def shipper_started(sources: int, version: str) -> None:
+    logs.get().info("shipper.started", sources=sources, version=version)
+
+
+def shipper_stopping(signal: str) -> None:
+    logs.get().info("shipper.stopping", signal=signal)
+
+
+def shipper_stopped(clean: bool, undelivered: int) -> None:
+    logs.get().info("shipper.stopped", clean=clean, undelivered_events=undelivered)

@@ -1,0 +1,70 @@
+"""Waking readers when their folder changes: watchdog's inotify observer.
+
+Each source's folder is watched; any change in it sets the source's wake event, from
+the observer's thread through the event loop.  The watch is a way to react fast,
+not the only way: readers also rescan every ``rescan_interval`` (inotify queues
+overflow, network filesystems send nothing), and a folder that does not exist yet
+is watched as soon as a rescan finds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+
+class _Waker(FileSystemEventHandler):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.wakes: list[asyncio.Event] = []
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for wake in self.wakes:
+            # Reading is_set from this thread is a harmless race: at worst one extra wake.
+            if not wake.is_set():
+                self.loop.call_soon_threadsafe(wake.set)
+
+
+class Watcher:
+    """Watches folders and sets the wake events registered for them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.observer: Any = Observer()
+        self.observer.daemon = True
+        self._handlers: dict[Path, _Waker] = {}
+        self._watched: set[Path] = set()
+        self.started = False
+
+    def start(self) -> None:
+        self.observer.start()
+        self.started = True
+
+    def add(self, directory: Path, wake: asyncio.Event) -> bool:
+        """Wake ``wake`` on changes in ``directory``; False while it cannot be watched."""
+        handler = self._handlers.setdefault(directory, _Waker(self.loop))
+        if wake not in handler.wakes:
+            handler.wakes.append(wake)
+        return self.ensure(directory)
+
+    def ensure(self, directory: Path) -> bool:
+        """Watch ``directory`` if it exists now and is not watched yet."""
+        if directory in self._watched:
+            return True
+        if not directory.is_dir():
+            return False
+        try:
+            self.observer.schedule(self._handlers[directory], str(directory), recursive=False)
+        except OSError:
+            return False
+        self._watched.add(directory)
+        return True
+
+    def stop(self) -> None:
+        if self.started:
+            self.observer.stop()
+            self.observer.join(timeout=2)

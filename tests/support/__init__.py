@@ -1,0 +1,1 @@
+"""Real parts for the tests: a CloudWatch Logs API on loopback, a shipper process, writers."""
