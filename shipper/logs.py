@@ -34,13 +34,25 @@ def _render_masked_json(_logger: Any, _method: str, event_dict: MutableMapping[s
 
 
 class _MaskedConsole:
-    """structlog's console renderer, with the rendered line masked."""
+    """structlog's console renderer, fed masked values (masking the rendered line
+    would take the colour codes around a value for part of an address)."""
 
     def __init__(self) -> None:
         self.render = structlog.dev.ConsoleRenderer(colors=True, timestamp_key="ts")
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
-        return _masker.mask(str(self.render(logger, method, event_dict)))
+        masked = {key: _mask_value(value) for key, value in event_dict.items()}
+        return str(self.render(logger, method, masked))
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _masker.mask(value)
+    if isinstance(value, (list, tuple)):
+        return [_mask_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _mask_value(item) for key, item in value.items()}
+    return value
 
 
 def _is_terminal(stream: TextIO) -> bool:
