@@ -3,7 +3,7 @@ chose (``health.listen: 127.0.0.1:0``) and found through the ``health.listening`
 
 from __future__ import annotations
 
-from tests.support.http import get
+from tests.support.probe import get
 from tests.support.process import ShipperProcess, wait_until
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tests.support import writer
-from tests.support.http import Metrics, get, scrape
+from tests.support.probe import Metrics, get, scrape
 from tests.support.process import ShipperProcess, wait_until
 
 APP_FORMAT = "[%(levelname)s] %(asctime)s %(filename)s:%(lineno)d %(message)s"
@@ -113,7 +113,7 @@ class TestMetricsDuringARun:
         now = time.gmtime()
         lines = [f"[INFO] 2020-01-0{n} 10:00:00 old.py:1 old record {n}" for n in range(1, 4)]
         lines += [f"[INFO] {time.strftime(APP_DATEFMT, now)} now.py:1 current record"]
-        lines += [f"[INFO] {now.tm_year + 1}-01-01 00:00:00 future.py:1 future record"]
+        lines += [f"[INFO] {now.tm_year + 2}-01-01 00:00:00 future.py:1 future record"]
         (logs / "app.log").write_text("".join(line + "\n" for line in lines))
         with ShipperProcess(config) as shipper:
             url = shipper.health_url()

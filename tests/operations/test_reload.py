@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from tests.support import writer
-from tests.support.http import get
+from tests.support.probe import get
 from tests.support.process import ShipperProcess, wait_until
 
 FORMAT = "[%(levelname)s] %(asctime)s %(filename)s:%(lineno)d %(message)s"
