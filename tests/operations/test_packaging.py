@@ -193,7 +193,10 @@ class TestDockerfile:
             "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": moto.url,
         }
         image_env = {k: v for k, v in env.items() if k != "PATH"}
-        shipper = ShipperProcess(bundled, env={**image_env, **overrides, **CREDENTIALS})
+        # A copy (the helper keeps the process's output next to its config), same text.
+        config = tmp_path / "shipper.yaml"
+        config.write_text(bundled.read_text())
+        shipper = ShipperProcess(config, env={**image_env, **overrides, **CREDENTIALS})
         with shipper:
             group = f"{group_prefix}/app"
             wait_until(lambda: len(moto.events(group)) >= len(lines))
