@@ -21,7 +21,6 @@ class Metrics:
     """One scrape of /metrics: samples by name and labels."""
 
     def __init__(self, text: str) -> None:
-        self.text = text
         self.samples: list[tuple[str, dict[str, str], float]] = [
             (sample.name, dict(sample.labels), sample.value)
             for family in text_string_to_metric_families(text)

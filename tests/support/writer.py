@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import logging.handlers
-import os
 import subprocess
 import sys
 import time
@@ -46,7 +45,7 @@ def write(path: Path, fmt: str, manifest: Path, **options: object) -> None:
         flag = "--" + key.replace("_", "-")
         args += [flag] if value is True else [flag, str(value)]
     root = Path(__file__).resolve().parents[2]
-    subprocess.run(args, check=True, env=dict(os.environ), cwd=root)
+    subprocess.run(args, check=True, cwd=root)
 
 
 def make_handler(args: argparse.Namespace) -> logging.handlers.TimedRotatingFileHandler:
