@@ -115,11 +115,13 @@ class Shipper:
 
     async def startup(self) -> None:
         config = self.config
+        loop = asyncio.get_running_loop()
+        # Early, so a SIGHUP during startup waits for the main loop instead of killing us.
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         logs.set_masker(self.masker)
         self.values = await placeholder_values(config)
         state = self.store.load()
         await self.client.open()
-        loop = asyncio.get_running_loop()
         self.watcher = Watcher(loop)
         now = time.time()
         followed = {source_key(s) for s in config.sources}
@@ -132,7 +134,6 @@ class Shipper:
             await self.health.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
-        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         self.started = True
         telemetry.shipper_started(len(self.readers), __version__)
 
