@@ -1,0 +1,1 @@
+"""The quick-start demo: ``python -m demo`` (or ``./scripts/demo``)."""

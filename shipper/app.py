@@ -4,21 +4,33 @@ One reader task per source follows its files and hands events to the stream its
 templates name; one delivery task per stream puts them to CloudWatch.  A signal
 handler only sets a flag.  On SIGTERM or SIGINT the readers stop, what was read is
 delivered, checkpoints are saved, and the process exits within ``shutdown_timeout``.
+
+SIGHUP re-reads the config file (:meth:`Shipper.reload`).  Sources added start
+reading, sources removed stop, and a source whose settings changed restarts from
+where it was delivered.  A removed source's checkpoint is kept, so putting it back
+later resumes at its position instead of starting over.  A config that does not load
+is reported and the running one kept.  ``log_level``, ``shutdown_timeout`` and
+``rescan_interval`` apply at once; the sections in ``RESTART_ONLY`` (the sink, the
+state folder, masking, the health listener) keep their running values until a
+restart, and ``config.restart_required`` names those that changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from shipper import __version__, identity, logs, metrics, telemetry
 from shipper.batcher import Batcher
-from shipper.checkpoints import CheckpointStore, State
+from shipper.checkpoints import CheckpointStore, SourceCheckpoint, State
 from shipper.cloudwatch import LogsClient
-from shipper.config import STREAM_PLACEHOLDERS, Config, SourceConfig
+from shipper.config import STREAM_PLACEHOLDERS, Config, ConfigError, SourceConfig
+from shipper.config import load as load_config
 from shipper.follow import MULTILINE_WAIT, Follower, source_key
 from shipper.health import READY_FAILURE_GRACE, HealthServer
 from shipper.mask import Masker
@@ -26,6 +38,12 @@ from shipper.render import Renderer
 from shipper.retry import Backoff
 from shipper.stream import Stream
 from shipper.watcher import Watcher
+
+# Config sections a reload cannot apply to a running process: they keep their values.
+RESTART_ONLY = ("state_dir", "cloudwatch", "batch", "masking", "health")
+# How long a reload waits for a restarted source's events to be delivered before
+# reading it again (so they are neither sent twice nor overtaken).
+RELOAD_DRAIN_WAIT = 5.0
 
 
 def build_masker(config: Config) -> Masker:
@@ -68,54 +86,48 @@ class Reader:
 class Shipper:
     """Runs the pipeline for one configuration until asked to stop."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
         self.config = config
+        self.config_path = config_path
         self.stopping = asyncio.Event()
+        self.reload_requested = asyncio.Event()
         self.store = CheckpointStore(config.state_dir)
         self.client = LogsClient(config.cloudwatch)
+        self.backoff = Backoff(cap=config.cloudwatch.max_backoff)
+        self.masker = build_masker(config)
+        self.values: dict[str, str] = {}
         self.streams: dict[tuple[str, str], Stream] = {}
         self.readers: list[Reader] = []
+        self.reader_tasks: dict[str, asyncio.Task[None]] = {}
+        self.sender_tasks: list[asyncio.Task[None]] = []
+        # Sources not followed now: removed by a reload (their followers, whose offsets
+        # still advance as their last events are delivered) or only in the saved state.
+        self.retired: dict[str, Follower] = {}
+        self.resting: dict[str, SourceCheckpoint] = {}
         self.watcher: Watcher | None = None
         self.health: HealthServer | None = None
         self.started = False
+        self.running = False
+        self.delivered = asyncio.Event()  # set after each delivery; reloads wait on it
+        self._lag_paths: dict[str, set[str]] = {}  # per source: paths with a lag gauge
 
     # ------------------------------------------------------------------ startup
 
     async def startup(self) -> None:
         config = self.config
-        masker = build_masker(config)
-        logs.set_masker(masker)
-        values = await placeholder_values(config)
+        loop = asyncio.get_running_loop()
+        # Early, so a SIGHUP during startup waits for the main loop instead of killing us.
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        logs.set_masker(self.masker)
+        self.values = await placeholder_values(config)
         state = self.store.load()
         await self.client.open()
-        loop = asyncio.get_running_loop()
         self.watcher = Watcher(loop)
-        backoff = Backoff(cap=config.cloudwatch.max_backoff)
         now = time.time()
+        followed = {source_key(s) for s in config.sources}
+        self.resting = {k: v for k, v in state.sources.items() if k not in followed}
         for source in config.sources:
-            group, name = stream_names(config, source, values)
-            stream = self.streams.get((group, name))
-            if stream is None:
-                stream = Stream(
-                    group,
-                    name,
-                    self.client,
-                    Batcher(
-                        config.batch.max_events,
-                        config.batch.max_bytes,
-                        config.cloudwatch.retention_days,
-                    ),
-                    config.batch.flush_interval,
-                    config.batch.queue_batches,
-                    config.cloudwatch.create_log_group,
-                    config.cloudwatch.retention_days,
-                    backoff,
-                    self.save_checkpoints,
-                )
-                self.streams[(group, name)] = stream
-            reader = Reader(build_follower(source, state, masker, now), stream, asyncio.Event())
-            self.watcher.add(source.path.parent, reader.wake)
-            self.readers.append(reader)
+            self.add_source(source, state.sources.get(source_key(source)), now)
         self.watcher.start()
         if config.health.listen:
             self.health = HealthServer(config.health.listen, self.readiness)
@@ -124,6 +136,43 @@ class Shipper:
             loop.add_signal_handler(signum, self.request_stop, signum)
         self.started = True
         telemetry.shipper_started(len(self.readers), __version__)
+
+    def add_source(self, source: SourceConfig, saved: SourceCheckpoint | None, now: float) -> None:
+        """Follow ``source`` from ``saved`` (None: a source never covered before)."""
+        group, name = stream_names(self.config, source, self.values)
+        stream = self.streams.get((group, name))
+        if stream is None:
+            stream = self._new_stream(group, name)
+        state = State(sources={source_key(source): saved}) if saved else State()
+        reader = Reader(build_follower(source, state, self.masker, now), stream, asyncio.Event())
+        assert self.watcher is not None
+        self.watcher.add(source.path.parent, reader.wake)
+        self.readers.append(reader)
+        if self.running:
+            self._start_reader(reader)
+
+    def _new_stream(self, group: str, name: str) -> Stream:
+        config = self.config
+        stream = Stream(
+            group,
+            name,
+            self.client,
+            Batcher(
+                config.batch.max_events,
+                config.batch.max_bytes,
+                config.cloudwatch.retention_days,
+            ),
+            config.batch.flush_interval,
+            config.batch.queue_batches,
+            config.cloudwatch.create_log_group,
+            config.cloudwatch.retention_days,
+            self.backoff,
+            self._on_delivered,
+        )
+        self.streams[(group, name)] = stream
+        if self.running:
+            self._start_sender(stream)
+        return stream
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
         if not self.stopping.is_set():
@@ -134,15 +183,23 @@ class Shipper:
 
     async def main_loop(self) -> None:
         """Read and deliver until asked to stop, then shut down gracefully."""
-        senders = [
-            asyncio.create_task(s.run(), name=f"deliver {k}") for k, s in self.streams.items()
-        ]
-        readers = [
-            asyncio.create_task(self.read(r), name=f"read {r.follower.category}")
-            for r in self.readers
-        ]
+        self.running = True
+        for stream in self.streams.values():
+            self._start_sender(stream)
+        for reader in self.readers:
+            self._start_reader(reader)
+        reloads = asyncio.create_task(self.reload_loop(), name="reload")
         await self.stopping.wait()
-        await self.shutdown(readers, senders)
+        await reloads  # a reload under way completes first
+        await self.shutdown(list(self.reader_tasks.values()), self.sender_tasks)
+
+    def _start_sender(self, stream: Stream) -> None:
+        task = asyncio.create_task(stream.run(), name=f"deliver {stream.group} {stream.name}")
+        self.sender_tasks.append(task)
+
+    def _start_reader(self, reader: Reader) -> None:
+        task = asyncio.create_task(self.read(reader), name=f"read {reader.follower.category}")
+        self.reader_tasks[source_key(reader.follower.source)] = task
 
     async def read(self, reader: Reader) -> None:
         """Follow one source's files, oldest first, until stopping; then flush its records."""
@@ -186,16 +243,118 @@ class Shipper:
 
     def _update_gauges(self, follower: Follower) -> None:
         metrics.FILES_WATCHED.labels(follower.category).set(len(follower.cursors))
-        for path, lag in follower.lag_bytes().items():
+        lags = follower.lag_bytes()
+        for path, lag in lags.items():
             metrics.LAG_BYTES.labels(follower.category, path).set(lag)
+        key = source_key(follower.source)
+        # Files no longer followed (rotated away and deleted) leave the metrics too.
+        for path in self._lag_paths.get(key, set()) - lags.keys():
+            metrics.LAG_BYTES.remove(follower.category, path)
+        self._lag_paths[key] = set(lags)
+
+    def _forget_gauges(self, follower: Follower) -> None:
+        for path in self._lag_paths.pop(source_key(follower.source), set()):
+            metrics.LAG_BYTES.remove(follower.category, path)
+        if not any(r.follower.category == follower.category for r in self.readers):
+            metrics.FILES_WATCHED.remove(follower.category)
+
+    # ------------------------------------------------------------------ reloading
+
+    async def reload_loop(self) -> None:
+        """Apply a reload each time SIGHUP asks for one, until stopping."""
+        while True:
+            await _first(self.reload_requested, self.stopping)
+            if self.stopping.is_set():
+                return
+            self.reload_requested.clear()
+            await self.reload()
+
+    async def reload(self) -> None:
+        """Re-read the config file and apply what changed; keep running on a bad one."""
+        path = self.config_path
+        if path is None:
+            telemetry.config_reload_failed("", ["the shipper was not started from a file"])
+            return
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            telemetry.config_reload_failed(str(path), exc.problems)
+            return
+        old = self.config
+        restart = [name for name in RESTART_ONLY if getattr(new, name) != getattr(old, name)]
+        if restart:
+            telemetry.config_restart_required(str(path), restart)
+        new = dataclasses.replace(new, **{name: getattr(old, name) for name in RESTART_ONLY})
+        before = {source_key(s): s for s in old.sources}
+        after = {source_key(s): s for s in new.sources}
+        removed = [key for key in before if key not in after]
+        changed = [key for key in before if key in after and after[key] != before[key]]
+        added = [key for key in after if key not in before]
+        self.config = new
+        if new.log_level != old.log_level:
+            logs.set_level(new.log_level)
+        drained = await self.remove_sources(removed + changed)
+        if changed:
+            await self._drain(drained, RELOAD_DRAIN_WAIT)
+        now = time.time()
+        for key in changed + added:
+            self.add_source(after[key], self._saved(key), now)
+        self.save_checkpoints()
+        telemetry.config_reloaded(str(path), added, removed, changed)
+
+    async def remove_sources(self, keys: list[str]) -> list[Stream]:
+        """Stop following the sources ``keys``; return the streams they wrote to.
+
+        Their checkpoints are kept.  Events already handed to a stream are still
+        delivered (and acknowledged); a record cut short is read again when the
+        source comes back, as its offset was never acknowledged.
+        """
+        leaving = [r for r in self.readers if source_key(r.follower.source) in keys]
+        tasks = [self.reader_tasks.pop(key) for key in keys if key in self.reader_tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for reader in leaving:
+            self.readers.remove(reader)
+            reader.follower.close()
+            self.retired[source_key(reader.follower.source)] = reader.follower
+            self._forget_gauges(reader.follower)
+        # A stream no source writes to any more delivers what it holds, then ends.
+        in_use = {id(r.stream) for r in self.readers}
+        for names, stream in list(self.streams.items()):
+            if id(stream) not in in_use:
+                stream.close()
+                del self.streams[names]
+        return [r.stream for r in leaving]
+
+    async def _drain(self, streams: list[Stream], seconds: float) -> None:
+        """Wait until ``streams`` hold nothing undelivered, or ``seconds`` have passed."""
+        deadline = time.monotonic() + seconds
+        while any(s.undelivered() for s in streams):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.delivered.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.delivered.wait(), left)
+
+    def _saved(self, key: str) -> SourceCheckpoint | None:
+        """The position to resume a source at, if it was ever followed."""
+        follower = self.retired.pop(key, None)
+        if follower is not None:
+            return follower.checkpoint()
+        return self.resting.pop(key, None)
 
     def readiness(self) -> list[str]:
         problems = []
         if not self.started:
             problems.append("starting")
         for reader in self.readers:
-            if not reader.follower.directory.is_dir():
-                problems.append(f"{reader.follower.directory}: folder does not exist")
+            directory = reader.follower.directory
+            if not directory.is_dir():
+                problems.append(f"{directory}: folder does not exist")
+            elif self.watcher is None or not self.watcher.watching(directory):
+                problems.append(f"{directory}: not watched yet")
         now = time.monotonic()
         for (group, name), stream in self.streams.items():
             since = stream.failing_since
@@ -227,12 +386,22 @@ class Shipper:
             self.watcher.stop()
         for reader in self.readers:
             reader.follower.close()
+        for follower in self.retired.values():
+            follower.close()
         if self.health is not None:
             await self.health.stop()
         await self.client.close()
 
+    def _on_delivered(self) -> None:
+        self.save_checkpoints()
+        self.delivered.set()
+
     def save_checkpoints(self) -> None:
-        sources = {source_key(r.follower.source): r.follower.checkpoint() for r in self.readers}
+        sources = dict(self.resting)
+        sources.update((key, f.checkpoint()) for key, f in self.retired.items())
+        sources.update(
+            (source_key(r.follower.source), r.follower.checkpoint()) for r in self.readers
+        )
         try:
             self.store.save(State(sources=sources))
         except OSError as exc:
@@ -259,8 +428,8 @@ async def _wait_or_cancel(tasks: list[asyncio.Task[None]], seconds: float) -> No
         await asyncio.wait(pending)
 
 
-async def run(config: Config) -> None:
-    shipper = Shipper(config)
+async def run(config: Config, config_path: Path | None = None) -> None:
+    shipper = Shipper(config, config_path)
     try:
         await shipper.startup()
     except BaseException:

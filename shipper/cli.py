@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logs.configure(loaded.log_level, stream=sys.stdout)
             from shipper import app
 
-            asyncio.run(app.run(loaded))
+            asyncio.run(app.run(loaded, path))
             return EXIT_OK
         if args.command == "check":
             return _check(loaded, path)

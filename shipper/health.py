@@ -4,6 +4,9 @@
 - ``/readyz``: the config is loaded, every source is watched, and no stream has been
   failing to deliver for longer than ``READY_FAILURE_GRACE`` seconds.
 - ``/metrics``: the Prometheus text format, from :mod:`shipper.metrics`.
+
+Port 0 lets the system choose a free port; the address actually bound is logged as
+``health.listening``, so whoever started the process can find it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shipper import metrics
+from shipper import metrics, telemetry
 
 READY_FAILURE_GRACE = 120.0
 
@@ -37,6 +40,10 @@ class HealthServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
+        for address in self._runner.addresses:
+            host, port = address[0], address[1]
+            self.port = port
+            telemetry.health_listening(host, port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -2,6 +2,8 @@
 
 Each line is masked with the same rules as the shipped events before it is written,
 so an address that reaches an error message does not leak through our own logs.
+When stdout is a terminal (someone is watching, not a log collector) the lines are
+rendered for people instead: aligned, coloured, still masked.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import structlog
 from shipper.mask import Masker
 
 _masker = Masker("partial")
+_stream: TextIO | None = None
 
 
 def set_masker(masker: Masker) -> None:
@@ -30,21 +33,59 @@ def _render_masked_json(_logger: Any, _method: str, event_dict: MutableMapping[s
     return _masker.mask(text)
 
 
+class _MaskedConsole:
+    """structlog's console renderer, fed masked values (masking the rendered line
+    would take the colour codes around a value for part of an address)."""
+
+    def __init__(self) -> None:
+        self.render = structlog.dev.ConsoleRenderer(colors=True, timestamp_key="ts")
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
+        masked = {key: _mask_value(value) for key, value in event_dict.items()}
+        return str(self.render(logger, method, masked))
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _masker.mask(value)
+    if isinstance(value, (list, tuple)):
+        return [_mask_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _mask_value(item) for key, item in value.items()}
+    return value
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or already closed
+        return False
+
+
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
-    """Route structlog to ``stream`` (stdout) as masked JSON lines at ``level``."""
+    """Route structlog to ``stream`` (stdout) at ``level``: masked JSON lines, or
+    console lines for people when the stream is a terminal."""
+    global _stream
+    _stream = stream or sys.stdout
+    renderer: Any = _MaskedConsole() if _is_terminal(_stream) else _render_masked_json
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             structlog.processors.format_exc_info,
-            _render_masked_json,
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.WriteLoggerFactory(stream or sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(_stream),
         cache_logger_on_first_use=False,
     )
+
+
+def set_level(level: str) -> None:
+    """Change the level, keeping the stream chosen by :func:`configure`."""
+    configure(level, _stream)
 
 
 def get() -> Any:

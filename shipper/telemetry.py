@@ -120,3 +120,22 @@ def shipper_stopping(signal: str) -> None:
 
 def shipper_stopped(clean: bool, undelivered: int) -> None:
     logs.get().info("shipper.stopped", clean=clean, undelivered_events=undelivered)
+
+
+def health_listening(host: str, port: int) -> None:
+    logs.get().info("health.listening", host=host, port=port, url=f"http://{host}:{port}/")
+
+
+def config_reloaded(path: str, added: list[str], removed: list[str], changed: list[str]) -> None:
+    """SIGHUP applied a new config; the lists name the sources by their live path."""
+    logs.get().info("config.reloaded", path=path, added=added, removed=removed, changed=changed)
+
+
+def config_reload_failed(path: str, problems: list[str]) -> None:
+    """SIGHUP found a config that cannot be used; the running one stays."""
+    logs.get().error("config.reload_failed", path=path, problems=problems)
+
+
+def config_restart_required(path: str, keys: list[str]) -> None:
+    """Keys changed that only a restart applies; their running values stay until then."""
+    logs.get().warning("config.restart_required", path=path, keys=keys)

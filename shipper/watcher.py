@@ -64,6 +64,10 @@ class Watcher:
         self._watched.add(directory)
         return True
 
+    def watching(self, directory: Path) -> bool:
+        """Whether changes in ``directory`` are being watched."""
+        return directory in self._watched
+
     def stop(self) -> None:
         if self.started:
             self.observer.stop()

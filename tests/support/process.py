@@ -75,6 +75,11 @@ class ShipperProcess:
     def find(self, name: str) -> list[dict[str, Any]]:
         return [e for e in self.events() if e.get("event") == name]
 
+    def health_url(self, timeout: float = 30.0) -> str:
+        """``http://host:port`` of the health listener, from its ``health.listening`` event."""
+        event = wait_until(lambda: self.find("health.listening"), timeout=timeout)[0]
+        return f"http://{event['host']}:{event['port']}"
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:

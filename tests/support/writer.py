@@ -16,6 +16,8 @@ import argparse
 import json
 import logging
 import logging.handlers
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +34,18 @@ class _Manifest(logging.Filter):
         self.out.write(json.dumps({"id": record.rid, "created": record.created}) + "\n")  # type: ignore[attr-defined]
         self.out.flush()
         return True
+
+
+def write(path: Path, fmt: str, manifest: Path, **options: object) -> None:
+    """Run this writer as a process: ``options`` are its flags (``count=10`` is
+    ``--count 10``, ``json_message=True`` is ``--json-message``)."""
+    args = [sys.executable, "-m", "tests.support.writer", "--path", str(path)]
+    args += ["--format", fmt, "--manifest", str(manifest)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        args += [flag] if value is True else [flag, str(value)]
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(args, check=True, cwd=root)
 
 
 def make_handler(args: argparse.Namespace) -> logging.handlers.TimedRotatingFileHandler:
