@@ -80,7 +80,8 @@ def main() -> None:
         host, port = server.get_host_and_port()
         config = {
             "state_dir": str(tmp / "state"),
-            "cloudwatch": {"endpoint_url": f"http://{host}:{port}", "log_group": "/bench/{category}"},
+            "cloudwatch": {"endpoint_url": f"http://{host}:{port}",
+                           "log_group": "/bench/{category}"},
             "sources": [{"category": "app", "path": str(tmp / "logs" / "app.log"),
                          "format": FORMAT, "datefmt": DATEFMT}],
             "health": {"listen": None},

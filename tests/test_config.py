@@ -112,9 +112,7 @@ sources:
         """The same file twice, no sources, and hash without a key are refused."""
         twice = MINIMAL + "  - category: other\n    path: logs/app/app.log\n"
         assert any("is sources[0] too" in p for p in problems_of(tmp_path, twice))
-        assert problems_of(tmp_path, "sources: []\n") == [
-            "sources: expected at least one source"
-        ]
+        assert problems_of(tmp_path, "sources: []\n") == ["sources: expected at least one source"]
         hashed = problems_of(tmp_path, MINIMAL + "masking:\n  email: hash\n")
         assert hashed[0].startswith("masking.hash_key: null; expected a key")
 
@@ -124,7 +122,9 @@ sources:
         assert "not valid YAML" in problems[0]
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shipper", *args],
         capture_output=True,
