@@ -70,11 +70,15 @@ def _host_port(value: Any) -> str | None:
 
 
 def _template(value: Any) -> str | None:
+    allowed = ", ".join(f"{{{n}}}" for n in sorted(STREAM_PLACEHOLDERS))
     names = set(re.findall(r"{(\w*)[^}]*}", value))
     unknown = names - STREAM_PLACEHOLDERS
     if unknown:
-        allowed = ", ".join(f"{{{n}}}" for n in sorted(STREAM_PLACEHOLDERS))
         return f"unknown placeholder {{{', '.join(sorted(unknown))}}}; expected some of {allowed}"
+    try:
+        value.format(**dict.fromkeys(STREAM_PLACEHOLDERS, "x"))
+    except (ValueError, IndexError, KeyError) as exc:
+        return f"not a valid template ({exc}); expected text with placeholders such as {allowed}"
     return None
 
 

@@ -116,6 +116,13 @@ sources:
         hashed = problems_of(tmp_path, MINIMAL + "masking:\n  email: hash\n")
         assert hashed[0].startswith("masking.hash_key: null; expected a key")
 
+    def test_a_malformed_template_is_a_config_error(self, tmp_path):
+        """A stray brace is caught at load time, not when the first stream is named."""
+        problems = problems_of(tmp_path, MINIMAL + "cloudwatch:\n  log_group: /app/{category}}\n")
+        assert problems[0].startswith(
+            "cloudwatch.log_group: '/app/{category}}'; not a valid template"
+        )
+
     def test_invalid_yaml_says_where(self, tmp_path):
         problems = problems_of(tmp_path, "sources: [\n  - category: app\n")
         assert problems[0].startswith("line ")
