@@ -1,0 +1,73 @@
+"""Throttling and slow answers: retried with backoff, and one stream never stalls another.
+
+SPEC §6 (errors retried forever with capped exponential backoff and full jitter; one
+throttled stream must not stall the others) and §3.1 (nothing lost).
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.delivery.conftest import Deployment, assert_clean_front, duplicates
+from tests.support.process import ShipperProcess, wait_until
+
+
+class TestThrottling:
+    def test_a_throttled_stream_retries_while_another_stream_keeps_delivering(
+        self, deployment: Deployment
+    ):
+        """`app` is throttled for 6 s; `db` is delivered during that window; then `app`
+        catches up with every record once."""
+        front = deployment.front
+        config = deployment.configure(["app", "db"])
+        with ShipperProcess(config) as shipper:
+            deployment.write("app", 50)
+            deployment.write("db", 50)
+            wait_until(lambda: deployment.has_all("app", 50) and deployment.has_all("db", 50))
+            front.inject("throttle", seconds=6, stream="app")
+            window_start = time.monotonic()
+            deployment.write("app", 200, start=50)
+            deployment.write("db", 200, start=50)
+            # db's records arrive while app is still being throttled.
+            wait_until(lambda: deployment.has_all("db", 250), timeout=5)
+            db_done = time.monotonic() - window_start
+            assert db_done < 6, db_done
+            assert not deployment.has_all("app", 250)
+            wait_until(lambda: deployment.has_all("app", 250), timeout=30)
+            retries = [e for e in shipper.find("put.retry") if e["error"] == "ThrottlingException"]
+            assert retries, "throttling was not retried"
+            assert {e["log_stream"] for e in retries} == {"app"}
+            assert deployment.metric("shipper_put_retries_total", error="ThrottlingException") == len(
+                retries
+            )
+            assert shipper.stop() == 0
+        assert front.served["throttle"] >= 2
+        for category in ("app", "db"):
+            assert sorted(deployment.numbers(category)) == list(range(250))
+        assert_clean_front(front)
+        # Full jitter under a 1 s cap: no pause longer than the cap.
+        assert all(0 <= e["delay"] <= 1.0 for e in retries)
+
+
+class TestSlowAnswers:
+    def test_slow_answers_for_one_stream_do_not_hold_back_another(self, deployment: Deployment):
+        """Three answers for `app` take 3 s each (under the request timeout): `db` is
+        delivered meanwhile, and nothing is sent twice."""
+        front = deployment.front
+        config = deployment.configure(["app", "db"])
+        with ShipperProcess(config) as shipper:
+            front.inject("slow", times=3, stream="app", delay=3.0)
+            started = time.monotonic()
+            deployment.write("app", 100)
+            deployment.write("db", 100)
+            wait_until(lambda: deployment.has_all("db", 100), timeout=5)
+            db_done = time.monotonic() - started
+            wait_until(lambda: deployment.has_all("app", 100), timeout=30)
+            assert shipper.stop() == 0
+        assert db_done < 3, db_done
+        assert front.served["slow"] >= 1
+        for category in ("app", "db"):
+            numbers = deployment.numbers(category)
+            assert sorted(numbers) == list(range(100))
+            assert not duplicates(numbers)
+        assert_clean_front(front)
