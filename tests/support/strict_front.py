@@ -107,6 +107,7 @@ class Put:
     stream: str
     events: int
     nbytes: int
+    reset: bool = False  # stored, but the connection was cut before the answer
     at: float = field(default_factory=time.monotonic)
 
 
@@ -291,10 +292,10 @@ class StrictFront:
         if expired:
             info["expiredLogEventEndIndex"] = expired - 1
         answer: dict[str, Any] = {}
+        reset = self._take_fault("reset", stream) is not None
         with self._lock:
-            self.puts.append(
-                Put(group, stream, len(events), sum(len(e["message"].encode()) for e in events))
-            )
+            nbytes = sum(len(e["message"].encode()) for e in events)
+            self.puts.append(Put(group, stream, len(events), nbytes, reset))
             if info:
                 self.rejected_info.append(info)
                 answer["rejectedLogEventsInfo"] = info
@@ -302,7 +303,7 @@ class StrictFront:
                 answer["nextSequenceToken"] = self._advance_token(group, stream, digest)
             elif "nextSequenceToken" in upstream:
                 answer["nextSequenceToken"] = upstream["nextSequenceToken"]
-        if self._take_fault("reset", stream):
+        if reset:
             # Stored upstream; the answer never arrives.
             assert request.transport is not None
             request.transport.abort()
