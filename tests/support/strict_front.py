@@ -12,7 +12,8 @@ and the moto server and
 - injects faults on demand (:meth:`StrictFront.inject`): ``throttle``
   (``ThrottlingException``), ``unavailable`` (503 ``ServiceUnavailableException``, for
   every call), ``reset`` (the data is stored upstream, then the connection is cut
-  before the answer), ``slow`` (the answer is held back); and, set up by their own
+  before the answer), ``slow`` (the answer is held back), ``invalid`` (a valid batch
+  refused with ``InvalidParameterException``); and, set up by their own
   methods, expired credentials (:meth:`expire_key`), legacy sequence tokens
   (:meth:`legacy_tokens`) and events refused as expired (:meth:`expire_before`);
 - counts every call by operation (:attr:`calls`) and the faults it served
@@ -44,7 +45,7 @@ MAX_BYTES = 1_048_576
 MAX_EVENT_BYTES = 1_048_576
 EVENT_OVERHEAD = 26
 MAX_SPAN_MS = 24 * 3600 * 1000
-FAULT_KINDS = ("throttle", "unavailable", "reset", "slow")
+FAULT_KINDS = ("throttle", "unavailable", "reset", "slow", "invalid")
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _JSON = "application/x-amz-json-1.1"
 
@@ -265,6 +266,8 @@ class StrictFront:
             return _error(400, "InvalidParameterException", problem)
         if self._take_fault("throttle", stream):
             return _error(400, "ThrottlingException", "Rate exceeded")
+        if self._take_fault("invalid", stream):
+            return _error(400, "InvalidParameterException", "refused on purpose by the test")
         slow = self._take_fault("slow", stream)
         if slow is not None:
             await asyncio.sleep(slow.delay)
