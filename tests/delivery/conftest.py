@@ -124,17 +124,27 @@ class Deployment:
     def has_all(self, category: str, count: int) -> bool:
         return len(set(self.numbers(category))) >= count
 
-    def metric(self, name: str, **labels: str) -> float:
-        """One sample of the shipper's /metrics (0 when absent)."""
+    def samples(self) -> list[tuple[str, float]]:
+        """The shipper's /metrics, as (series, value) pairs."""
         url = f"http://127.0.0.1:{self.health_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
-        wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        pairs = []
         for line in text.splitlines():
-            series, _, value = line.rpartition(" ")
-            if series == (f"{name}{{{wanted}}}" if labels else name):
-                return float(value)
-        return 0.0
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                pairs.append((series, float(value)))
+        return pairs
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the shipper's /metrics (0 when absent)."""
+        wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        series = f"{name}{{{wanted}}}" if labels else name
+        return next((value for s, value in self.samples() if s == series), 0.0)
+
+    def metric_sum(self, name: str) -> float:
+        """The sum of every series of one metric."""
+        return sum(v for s, v in self.samples() if s == name or s.startswith(name + "{"))
 
 
 def duplicates(numbers: list[int]) -> Counter[int]:
