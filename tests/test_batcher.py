@@ -160,7 +160,7 @@ class TestOrderAndSpan:
 
 class TestRefusedEvents:
     def test_events_older_than_14_days_are_not_sent_but_acknowledged(self):
-        """SPEC §3.1: too old at read time → counted as ``too_old``, never sent, still acknowledged."""
+        """SPEC §3.1: too old at read time: counted as ``too_old``, never sent, acknowledged."""
         position = FilePosition("app.log")
         events = [
             event("fresh", NOW_MS - HOUR_MS, position, end=10),

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,11 @@ import pytest
 
 from tests.support.cloudwatch import MotoServer
 from tests.support.process import write_config
-from tests.support.strict_front import StrictFront, strict_front
+from tests.support.strict_front import StrictFront
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 ROOT = Path(__file__).parent.parent.parent
 RECORD = re.compile(r"rec-(\w+)-(\d+)")
-
-
-@pytest.fixture
-def front(moto: MotoServer) -> Iterator[StrictFront]:
-    """A strict CloudWatch Logs front on loopback, before the moto server."""
-    with strict_front(moto.url) as server:
-        yield server
 
 
 def free_port() -> int:
@@ -158,5 +150,7 @@ def assert_clean_front(front: StrictFront) -> None:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, front: StrictFront, moto: MotoServer, group_prefix: str) -> Deployment:
+def deployment(
+    tmp_path: Path, front: StrictFront, moto: MotoServer, group_prefix: str
+) -> Deployment:
     return Deployment(tmp_path, front, moto, group_prefix)

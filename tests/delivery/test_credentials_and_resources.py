@@ -43,9 +43,11 @@ class TestExpiredCredentials:
             assert shipper.stop() == 0
             refreshed = shipper.find("credentials.refreshed")
         assert front.served["expired"] >= 1
-        assert refreshed and refreshed[0]["error"] == "ExpiredTokenException"
+        assert refreshed
+        assert refreshed[0]["error"] == "ExpiredTokenException"
         keys = front.keys_seen()
-        assert keys["AKIAOLDKEY"] > 0 and keys["AKIANEWKEY"] > 0
+        assert keys["AKIAOLDKEY"] > 0
+        assert keys["AKIANEWKEY"] > 0
         assert sorted(deployment.numbers("app")) == list(range(150))
         assert sorted(deployment.numbers("db")) == list(range(100))
         assert_clean_front(front)
@@ -104,10 +106,16 @@ class TestDeletedResources:
         with ShipperProcess(config) as shipper:
             deployment.write("app", 60)
             wait_until(
-                lambda: len(
-                    [e for e in shipper.find("put.retry") if e["error"] == "ResourceNotFoundException"]
+                lambda: (
+                    len(
+                        [
+                            e
+                            for e in shipper.find("put.retry")
+                            if e["error"] == "ResourceNotFoundException"
+                        ]
+                    )
+                    >= 3
                 )
-                >= 3
             )
             assert group not in deployment.moto.groups(group)
             deployment.moto.client().create_log_group(logGroupName=group)

@@ -27,9 +27,7 @@ def rss_kib(pid: int) -> int:
 
 @pytest.mark.slow
 class TestOutage:
-    def test_a_60_second_outage_with_a_growing_backlog_loses_nothing(
-        self, deployment: Deployment
-    ):
+    def test_a_60_second_outage_with_a_growing_backlog_loses_nothing(self, deployment: Deployment):
         """Every call is answered 503 for 60 s while the app writes 3,000 more records
         and rotates twice; the shipper retries and its lag grows; after
         the outage every record arrives exactly once."""
@@ -62,7 +60,8 @@ class TestOutage:
         numbers = deployment.numbers("app")
         print(
             f"\noutage {OUTAGE:.0f}s: 503s served {front.served['unavailable']},"
-            f" put.retry logged {len(retries)}, longest pause {max(e['delay'] for e in retries):.2f}s,"
+            f" put.retry logged {len(retries)},"
+            f" longest pause {max(e['delay'] for e in retries):.2f}s,"
             f" lag bytes sampled {[int(x) for x in lags]},"
             f" RSS before/during {rss_before}/{rss_during} KiB,"
             f" drained {drained:.1f}s after the outage ended"

@@ -37,9 +37,9 @@ class TestThrottling:
             retries = [e for e in shipper.find("put.retry") if e["error"] == "ThrottlingException"]
             assert retries, "throttling was not retried"
             assert {e["log_stream"] for e in retries} == {"app"}
-            assert deployment.metric("shipper_put_retries_total", error="ThrottlingException") == len(
-                retries
-            )
+            assert deployment.metric(
+                "shipper_put_retries_total", error="ThrottlingException"
+            ) == len(retries)
             assert shipper.stop() == 0
         assert front.served["throttle"] >= 2
         for category in ("app", "db"):

@@ -47,7 +47,9 @@ class TestLegacySequenceTokens:
         client = deployment.moto.client()
         client.create_log_group(logGroupName=group)
         client.create_log_stream(logGroupName=group, logStreamName="app")
-        front.legacy_tokens(seed={(group, "app"): "49590338271490256608559692538361571095921575989136588898"})
+        front.legacy_tokens(
+            seed={(group, "app"): "49590338271490256608559692538361571095921575989136588898"}
+        )
         config = deployment.configure(["app"])
         with ShipperProcess(config) as shipper:
             for run in range(3):
