@@ -3,8 +3,8 @@
 Calls are made once each (botocore's own retries are off: :mod:`shipper.stream`
 retries, per stream, without ever giving up) and every failure is translated here,
 at this one boundary, into the errors of :mod:`shipper.cloudwatch_errors`.
-Parameter validation is off for PutLogEvents: the batcher already guarantees every
-rule, and validating 10,000 events per call costs real CPU.
+Parameter validation is off: the batcher already guarantees every PutLogEvents rule,
+and validating 10,000 events per call costs real CPU.
 """
 
 from __future__ import annotations
@@ -156,11 +156,19 @@ class LogsClient:
             await handle.close()
 
     async def refresh(self, seen_generation: int) -> None:
-        """A new client, unless another stream refreshed since ``seen_generation``."""
+        """A new client, unless another stream refreshed since ``seen_generation``.
+
+        Never raises: when no new client can be made the old one stays, and the next
+        failed call asks again.
+        """
         if seen_generation != self.generation:
             return
         self.generation += 1
-        new = await self._open_handle()
+        try:
+            new = await self._open_handle()
+        except Exception:
+            self.generation -= 1
+            return
         old, self._handle = self._handle, new
         if old is not None:
             old.retired = True

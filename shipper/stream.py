@@ -138,6 +138,7 @@ class Stream:
         rejected = list(batch.rejected)
         pauses = 0  # failed tries that ended in a backoff pause
         remedied: type[Exception] | None = None  # the immediate remedy tried last
+        refusal = ""  # why the service refused the whole batch, if it did
         while batch.events:
             generation = self.client.generation
             sent_token = self.token
@@ -196,11 +197,8 @@ class Stream:
                 # The service refuses the request itself: retrying cannot help.  The
                 # batcher obeys every rule, so this is a bug or an unexpected service
                 # rule; the events are counted and logged, with the service's words.
-                rejected.extend(("invalid", e) for e in batch.events)
-                self.failing_since = None
-                self._report_rejected(rejected, f"{exc.code}: {exc.detail}")
-                self._acknowledge(batch)
-                return
+                refusal = f"{exc.code}: {exc.detail}"
+                break
             self.token = result.next_token or self.token
             refused = _rejected_by_service(batch, result.rejected)
             rejected.extend(refused)
@@ -214,6 +212,8 @@ class Stream:
             break
         self.failing_since = None
         self._report_rejected(rejected)
+        if refusal:
+            self._report_rejected([("invalid", e) for e in batch.events], refusal)
         self._acknowledge(batch)
 
     def _acknowledge(self, batch: Batch) -> None:

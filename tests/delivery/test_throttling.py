@@ -71,3 +71,24 @@ class TestSlowAnswers:
             assert sorted(numbers) == list(range(100))
             assert not duplicates(numbers)
         assert_clean_front(front)
+
+    def test_an_answer_slower_than_the_request_timeout_is_retried(self, deployment: Deployment):
+        """The service stores a batch but answers after 4 s; the request timeout is 2 s:
+        the shipper gives up on the answer and retries.  It cannot know the first try
+        was stored: exactly that batch's records are the only ones sent twice."""
+        front = deployment.front
+        config = deployment.configure(["app"], request_timeout=2)
+        with ShipperProcess(config) as shipper:
+            deployment.write("app", 10)
+            wait_until(lambda: deployment.has_all("app", 10))
+            front.inject("slow", times=1, stream="app", delay=4.0)
+            deployment.write("app", 100, start=10)
+            wait_until(lambda: deployment.has_all("app", 110))
+            assert shipper.stop() == 0
+            timeouts = shipper.find("put.retry")
+        assert [e["error"] for e in timeouts] == ["ReadTimeoutError"]
+        (slow_put,) = [p for p in front.puts if p.slow]
+        numbers = deployment.numbers("app")
+        assert sorted(set(numbers)) == list(range(110))
+        assert sum(duplicates(numbers).values()) == slow_put.events
+        assert_clean_front(front)

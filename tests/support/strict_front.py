@@ -12,9 +12,9 @@ and the moto server and
 - injects faults on demand (:meth:`StrictFront.inject`): ``throttle``
   (``ThrottlingException``), ``unavailable`` (503 ``ServiceUnavailableException``, for
   every call), ``reset`` (the data is stored upstream, then the connection is cut
-  before the answer), ``slow`` (the answer is held back), ``invalid`` (a valid batch
-  refused with ``InvalidParameterException``); and, set up by their own
-  methods, expired credentials (:meth:`expire_key`), legacy sequence tokens
+  before the answer), ``slow`` (the data is stored, the answer held back),
+  ``invalid`` (a valid batch refused with ``InvalidParameterException``); and, set up
+  by their own methods, expired credentials (:meth:`expire_key`), legacy sequence tokens
   (:meth:`legacy_tokens`) and events refused as expired (:meth:`expire_before`);
 - counts every call by operation (:attr:`calls`) and the faults it served
   (:attr:`served`).
@@ -109,6 +109,7 @@ class Put:
     events: int
     nbytes: int
     reset: bool = False  # stored, but the connection was cut before the answer
+    slow: bool = False  # stored, and the answer held back
     at: float = field(default_factory=time.monotonic)
 
 
@@ -269,8 +270,6 @@ class StrictFront:
         if self._take_fault("invalid", stream):
             return _error(400, "InvalidParameterException", "refused on purpose by the test")
         slow = self._take_fault("slow", stream)
-        if slow is not None:
-            await asyncio.sleep(slow.delay)
         digest = hashlib.sha256(json.dumps(params["logEvents"]).encode()).hexdigest()
         token_error = self._check_token(group, stream, params.get("sequenceToken"), digest)
         if token_error is not None:
@@ -298,7 +297,7 @@ class StrictFront:
         reset = self._take_fault("reset", stream) is not None
         with self._lock:
             nbytes = sum(len(e["message"].encode()) for e in events)
-            self.puts.append(Put(group, stream, len(events), nbytes, reset))
+            self.puts.append(Put(group, stream, len(events), nbytes, reset, slow is not None))
             if info:
                 self.rejected_info.append(info)
                 answer["rejectedLogEventsInfo"] = info
@@ -306,6 +305,8 @@ class StrictFront:
                 answer["nextSequenceToken"] = self._advance_token(group, stream, digest)
             elif "nextSequenceToken" in upstream:
                 answer["nextSequenceToken"] = upstream["nextSequenceToken"]
+        if slow is not None:
+            await asyncio.sleep(slow.delay)
         if reset:
             # Stored upstream; the answer never arrives.
             assert request.transport is not None
