@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -110,7 +110,6 @@ class Put:
     nbytes: int
     reset: bool = False  # stored, but the connection was cut before the answer
     slow: bool = False  # stored, and the answer held back
-    at: float = field(default_factory=time.monotonic)
 
 
 class StrictFront:
@@ -153,10 +152,6 @@ class StrictFront:
         until = time.monotonic() + seconds if seconds is not None else None
         with self._lock:
             self._faults.append(Fault(kind, stream, times, until, delay))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
 
     def expire_key(self, access_key: str) -> None:
         """Answer ``ExpiredTokenException`` to every call signed with ``access_key``."""
