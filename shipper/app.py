@@ -157,11 +157,7 @@ class Shipper:
             group,
             name,
             self.client,
-            Batcher(
-                config.batch.max_events,
-                config.batch.max_bytes,
-                config.cloudwatch.retention_days,
-            ),
+            Batcher(config.batch.max_events, config.batch.max_bytes),
             config.batch.flush_interval,
             config.batch.queue_batches,
             config.cloudwatch.create_log_group,

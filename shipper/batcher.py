@@ -5,10 +5,14 @@ A call may carry at most 10,000 events and 1,048,576 bytes (UTF-8 message bytes 
 batcher seals a batch before an event would break any of these, and sorts it by
 timestamp when sealing (stable, so events of one time keep their file order).
 
-Events CloudWatch would refuse (older than 14 days or the group's retention, more
-than 2 hours ahead) are not sent; they ride along in the batch as ``rejected`` so
-they are counted, logged and acknowledged with it.  Everything here is pure: the
-caller passes ``now``.
+Events CloudWatch would refuse are not sent: older than 14 days or more than 2 hours
+ahead at the time they are read (``too_old``, ``too_new``), and, as a defence since
+botocore's parameter validation is off, an empty message (``empty``) or one larger
+than an event may be (``too_large``; the renderer already truncates those).  They
+ride along in the batch as ``rejected`` so they are counted, logged and acknowledged
+with it.  A group's retention is left to the service: the retention of a group the
+shipper did not create is unknown here, and ``rejectedLogEventsInfo`` reports
+expired events.  Everything here is pure: the caller passes ``now``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from shipper.records import Event, Position
 
 MAX_EVENTS = 10_000
 MAX_BYTES = 1_048_576
+MAX_EVENT_BYTES = 1_048_576  # one event, with its 26 bytes of overhead
 MAX_SPAN_MS = 24 * 3600 * 1000 - 1
 MAX_AGE_MS = 14 * 24 * 3600 * 1000
 MAX_AHEAD_MS = 2 * 3600 * 1000
@@ -43,35 +48,32 @@ class Batch:
         return self.nbytes - 26 * len(self.events)
 
 
-def rejection(timestamp: int, now_ms: int, retention_days: int | None) -> str | None:
-    """Why CloudWatch would refuse an event of this time, or None."""
+def rejection(event: Event, now_ms: int) -> str | None:
+    """Why CloudWatch would refuse this event, or None."""
+    timestamp = event.timestamp
     if timestamp > now_ms + MAX_AHEAD_MS:
         return "too_new"
     if timestamp < now_ms - MAX_AGE_MS:
         return "too_old"
-    if retention_days is not None and timestamp < now_ms - retention_days * 86_400_000:
-        return "expired"
+    if event.size > MAX_EVENT_BYTES:
+        return "too_large"
+    if not event.message:
+        return "empty"
     return None
 
 
 class Batcher:
     """Gathers one stream's events into batches that obey every PutLogEvents rule."""
 
-    def __init__(
-        self,
-        max_events: int = MAX_EVENTS,
-        max_bytes: int = MAX_BYTES,
-        retention_days: int | None = None,
-    ) -> None:
+    def __init__(self, max_events: int = MAX_EVENTS, max_bytes: int = MAX_BYTES) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self.retention_days = retention_days
         self.current = Batch()
 
     def add(self, event: Event, now_ms: int, now: float) -> Batch | None:
         """Add one event; return the batch it sealed to make room, if any."""
         batch = self.current
-        reason = rejection(event.timestamp, now_ms, self.retention_days)
+        reason = rejection(event, now_ms)
         sealed = None
         if reason is None and batch.events and not self._fits(batch, event):
             sealed = self.seal()

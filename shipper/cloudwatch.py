@@ -3,8 +3,8 @@
 Calls are made once each (botocore's own retries are off: :mod:`shipper.stream`
 retries, per stream, without ever giving up) and every failure is translated here,
 at this one boundary, into the errors of :mod:`shipper.cloudwatch_errors`.
-Parameter validation is off for PutLogEvents: the batcher already guarantees every
-rule, and validating 10,000 events per call costs real CPU.
+Parameter validation is off: the batcher already guarantees every PutLogEvents rule,
+and validating 10,000 events per call costs real CPU.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import botocore.exceptions
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -47,7 +46,13 @@ _RETRIABLE_CODES = frozenset(
     }
 )
 _EXPIRED_CODES = frozenset(
-    {"ExpiredTokenException", "ExpiredToken", "RequestExpired", "InvalidClientTokenId"}
+    {
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "RequestExpired",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+    }
 )
 _REJECTED_CODES = frozenset({"InvalidParameterException", "SerializationException"})
 _EXPECTED_TOKEN = re.compile(r"sequenceToken(?: is)?:\s*(\S+)")
@@ -92,22 +97,41 @@ def translate(exc: BaseException) -> CloudWatchError:
         return Retriable("NoCredentials", "no AWS credentials found")
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return Retriable(type(exc).__name__, str(exc))
-    if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
-        return Retriable(type(exc).__name__, str(exc))
-    raise exc
+    # aiohttp and socket errors, timeouts, and anything unforeseen: retried with backoff
+    # (and logged each time) rather than ending the stream's delivery.
+    return Retriable(type(exc).__name__, str(exc))
+
+
+class _Handle:
+    """One open aiobotocore client and the calls still using it."""
+
+    def __init__(self, client: Any, stack: contextlib.AsyncExitStack) -> None:
+        self.client = client
+        self.stack = stack
+        self.in_flight = 0
+        self.retired = False
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.stack.aclose()
 
 
 class LogsClient:
-    """One aiobotocore CloudWatch Logs client, recreated when credentials expire."""
+    """One aiobotocore CloudWatch Logs client, replaced when credentials expire.
+
+    Streams share the client and call concurrently.  :meth:`refresh` opens a new
+    client (a new session asks the credential chain again: environment, files,
+    container or instance role) and retires the old one, which is closed once the
+    calls still using it have ended, so no stream's call is cut off.
+    """
 
     def __init__(self, config: CloudWatchConfig) -> None:
         self.config = config
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._client: Any = None
+        self._handle: _Handle | None = None
+        self.generation = 0  # counts refreshes; see :meth:`refresh`
 
-    async def open(self) -> None:
+    async def _open_handle(self) -> _Handle:
         cfg = self.config
-        session = get_session()
         aio_config = AioConfig(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=min(cfg.request_timeout, 10.0),
@@ -116,31 +140,56 @@ class LogsClient:
             max_pool_connections=32,
         )
         stack = contextlib.AsyncExitStack()
-        self._client = await stack.enter_async_context(
-            session.create_client(
+        client = await stack.enter_async_context(
+            get_session().create_client(
                 "logs", region_name=cfg.region, endpoint_url=cfg.endpoint_url, config=aio_config
             )
         )
-        self._stack = stack
+        return _Handle(client, stack)
+
+    async def open(self) -> None:
+        self._handle = await self._open_handle()
 
     async def close(self) -> None:
-        if self._stack is not None:
-            stack, self._stack = self._stack, None
-            with contextlib.suppress(Exception):
-                await stack.aclose()
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            await handle.close()
 
-    async def refresh(self) -> None:
-        """A new client, so the credential chain is asked again."""
-        await self.close()
-        await self.open()
+    async def refresh(self, seen_generation: int) -> None:
+        """A new client, unless another stream refreshed since ``seen_generation``.
+
+        Never raises: when no new client can be made the old one stays, and the next
+        failed call asks again.
+        """
+        if seen_generation != self.generation:
+            return
+        self.generation += 1
+        try:
+            new = await self._open_handle()
+        except Exception:
+            self.generation -= 1
+            return
+        old, self._handle = self._handle, new
+        if old is not None:
+            old.retired = True
+            if not old.in_flight:
+                await old.close()
 
     async def _call(self, operation: str, **params: Any) -> Any:
+        handle = self._handle
+        if handle is None:
+            raise Retriable("ClientClosed", "the CloudWatch client is closed")
+        handle.in_flight += 1
         try:
-            return await getattr(self._client, operation)(**params)
+            return await getattr(handle.client, operation)(**params)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise translate(exc) from exc
+        finally:
+            handle.in_flight -= 1
+            if handle.retired and not handle.in_flight:
+                await handle.close()
 
     async def put_events(
         self, group: str, stream: str, events: list[Event], token: str | None

@@ -30,7 +30,7 @@ BYTES_SHIPPED = Counter(
 )
 RECORDS_REJECTED = Counter(
     "shipper_records_rejected",
-    "Events not stored, by reason (too_old, too_new, expired, invalid).",
+    "Events not stored, by reason (too_old, too_new, expired, too_large, empty, invalid).",
     ["reason"],
     registry=REGISTRY,
 )

@@ -22,6 +22,7 @@ from shipper import telemetry
 from shipper.batcher import Batch, Batcher
 from shipper.cloudwatch import LogsClient
 from shipper.cloudwatch_errors import (
+    CloudWatchError,
     DataAlreadyAccepted,
     ExpiredCredentials,
     InvalidSequenceToken,
@@ -29,7 +30,7 @@ from shipper.cloudwatch_errors import (
     ResourceNotFound,
     Retriable,
 )
-from shipper.records import Event
+from shipper.records import EVENT_OVERHEAD, Event
 from shipper.retry import Backoff
 
 # rejectedLogEventsInfo keys, and the reason each event they cover is counted under.
@@ -126,52 +127,77 @@ class Stream:
                 pass
 
     async def deliver(self, batch: Batch) -> None:
-        """Put one batch until CloudWatch has it, then acknowledge it."""
-        attempt = 0
+        """Put one batch until CloudWatch has it, then acknowledge it.
+
+        Every failure is retried, forever: after a pause that grows with each failed
+        try, except where the error itself says how to succeed at once (a corrected
+        sequence token, a stream to recreate, credentials to refresh) and that remedy
+        has not just been tried.
+        """
         started = time.monotonic()
         rejected = list(batch.rejected)
+        pauses = 0  # failed tries that ended in a backoff pause
+        remedied: type[Exception] | None = None  # the immediate remedy tried last
+        refusal = ""  # why the service refused the whole batch, if it did
         while batch.events:
+            generation = self.client.generation
+            sent_token = self.token
             try:
                 if not self.created:
                     created_group = await self.client.create_stream(
                         self.group, self.name, self.create_group, self.retention_days
                     )
                     self.created = True
-                    self.token = None
+                    self.token = sent_token = None
                     telemetry.stream_created(self.group, self.name, created_group)
                 result = await self.client.put_events(
-                    self.group, self.name, batch.events, self.token
+                    self.group, self.name, batch.events, sent_token
                 )
             except DataAlreadyAccepted as exc:
+                # An earlier try was stored though its answer was lost.
                 self.token = exc.expected
+                telemetry.batch_delivered(
+                    self.group,
+                    self.name,
+                    len(batch.events),
+                    batch.message_bytes(),
+                    time.monotonic() - started,
+                    already_accepted=True,
+                )
                 break
             except InvalidSequenceToken as exc:
                 self.token = exc.expected
                 telemetry.sequence_token_corrected(self.group, self.name)
-                if attempt < 3:
-                    attempt += 1
-                    continue
-                await self._pause(exc, attempt)
-                attempt += 1
+                if remedied is not InvalidSequenceToken and exc.expected != sent_token:
+                    remedied = InvalidSequenceToken
+                    continue  # the error named the token to send: send it at once
+                pauses = await self._pause(exc, pauses)
                 continue
             except ResourceNotFound as exc:
                 self.created = False
-                await self._pause(exc, attempt)
-                attempt += 1
+                if remedied is not ResourceNotFound:
+                    remedied = ResourceNotFound
+                    telemetry.put_retry(self.group, self.name, exc.code, exc.detail, pauses, 0.0)
+                    continue  # recreate the group/stream at once
+                pauses = await self._pause(exc, pauses)
                 continue
             except ExpiredCredentials as exc:
-                await self._pause(exc, attempt)
-                await self.client.refresh()
-                attempt += 1
+                if remedied is not ExpiredCredentials:
+                    remedied = ExpiredCredentials
+                    telemetry.put_retry(self.group, self.name, exc.code, exc.detail, pauses, 0.0)
+                else:
+                    pauses = await self._pause(exc, pauses)
+                await self.client.refresh(generation)
+                telemetry.credentials_refreshed(self.group, self.name, exc.code)
                 continue
             except Retriable as exc:
-                await self._pause(exc, attempt)
-                attempt += 1
+                pauses = await self._pause(exc, pauses)
                 continue
             except Rejected as exc:
-                # The service refuses the request itself: retrying cannot help.
-                rejected.extend(("invalid", e) for e in batch.events)
-                telemetry.put_retry(self.group, self.name, exc.code, exc.detail, attempt, 0.0)
+                # The service refuses the request itself: retrying cannot help.  The
+                # batcher obeys every rule, so this is a bug or an unexpected service
+                # rule; the events are counted and logged, with the service's words.
+                refusal = f"{exc.code}: {exc.detail}"
                 break
             self.token = result.next_token or self.token
             refused = _rejected_by_service(batch, result.rejected)
@@ -180,31 +206,36 @@ class Stream:
                 self.group,
                 self.name,
                 len(batch.events) - len(refused),
-                batch.message_bytes(),
+                batch.message_bytes() - sum(e.size - EVENT_OVERHEAD for _, e in refused),
                 time.monotonic() - started,
             )
             break
         self.failing_since = None
         self._report_rejected(rejected)
+        if refusal:
+            self._report_rejected([("invalid", e) for e in batch.events], refusal)
+        self._acknowledge(batch)
+
+    def _acknowledge(self, batch: Batch) -> None:
         for position, offset in batch.acks.items():
             position.delivered(offset)
         self.on_delivered()
 
-    async def _pause(self, error: Exception, attempt: int) -> None:
+    async def _pause(self, error: CloudWatchError, pauses: int) -> int:
+        """Log the failed try, wait the backoff delay; return the pauses taken so far."""
         if self.failing_since is None:
             self.failing_since = time.monotonic()
-        delay = self.backoff.delay(attempt)
-        code = getattr(error, "code", type(error).__name__)
-        detail = getattr(error, "detail", str(error))
-        telemetry.put_retry(self.group, self.name, code, detail, attempt + 1, delay)
+        delay = self.backoff.delay(pauses)
+        telemetry.put_retry(self.group, self.name, error.code, error.detail, pauses + 1, delay)
         await asyncio.sleep(delay)
+        return pauses + 1
 
-    def _report_rejected(self, rejected: list[tuple[str, Event]]) -> None:
+    def _report_rejected(self, rejected: list[tuple[str, Event]], detail: str = "") -> None:
         by_reason: dict[str, list[str]] = {}
         for reason, event in rejected:
             by_reason.setdefault(reason, []).append(event.where())
         for reason, where in by_reason.items():
-            telemetry.events_rejected(reason, len(where), self.group, self.name, where)
+            telemetry.events_rejected(reason, len(where), self.group, self.name, where, detail)
 
 
 def _rejected_by_service(batch: Batch, info: dict[str, int]) -> list[tuple[str, Event]]:

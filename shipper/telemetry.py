@@ -52,7 +52,15 @@ def time_unreadable(category: str, path: str, offset: int, text: str) -> None:
     )
 
 
-def batch_delivered(group: str, stream: str, events: int, nbytes: int, seconds: float) -> None:
+def batch_delivered(
+    group: str,
+    stream: str,
+    events: int,
+    nbytes: int,
+    seconds: float,
+    already_accepted: bool = False,
+) -> None:
+    """A batch is stored (``already_accepted``: by an earlier try whose answer was lost)."""
     metrics.RECORDS_SHIPPED.labels(group, stream).inc(events)
     metrics.BYTES_SHIPPED.labels(group, stream).inc(nbytes)
     metrics.LAST_DELIVERY.labels(group, stream).set(time.time())
@@ -63,6 +71,7 @@ def batch_delivered(group: str, stream: str, events: int, nbytes: int, seconds: 
         events=events,
         bytes=nbytes,
         seconds=round(seconds, 3),
+        **({"already_accepted": True} if already_accepted else {}),
     )
 
 
@@ -79,7 +88,9 @@ def put_retry(group: str, stream: str, error: str, detail: str, attempt: int, de
     )
 
 
-def events_rejected(reason: str, count: int, group: str, stream: str, where: list[str]) -> None:
+def events_rejected(
+    reason: str, count: int, group: str, stream: str, where: list[str], detail: str = ""
+) -> None:
     """Events CloudWatch will not (or did not) store; ``where`` names file:offset of each."""
     metrics.RECORDS_REJECTED.labels(reason).inc(count)
     logs.get().warning(
@@ -89,7 +100,12 @@ def events_rejected(reason: str, count: int, group: str, stream: str, where: lis
         log_group=group,
         log_stream=stream,
         where=where[:20],
+        **({"detail": detail} if detail else {}),
     )
+
+
+def credentials_refreshed(group: str, stream: str, error: str) -> None:
+    logs.get().info("credentials.refreshed", log_group=group, log_stream=stream, error=error)
 
 
 def stream_created(group: str, stream: str, created_group: bool) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.cloudwatch import MotoServer, moto_server
 from tests.support.process import write_config
+from tests.support.strict_front import StrictFront, strict_front
 
 _group_ids = itertools.count()
 
@@ -21,6 +22,13 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 def moto() -> Iterator[MotoServer]:
     """A real CloudWatch Logs API (moto's server) on loopback, for the whole run."""
     with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def front(moto: MotoServer) -> Iterator[StrictFront]:
+    """A strict CloudWatch Logs front on loopback, before the moto server (SPEC §8)."""
+    with strict_front(moto.url) as server:
         yield server
 
 

@@ -1,0 +1,223 @@
+"""The batcher obeys every PutLogEvents rule of SPEC §6, counted the way the service counts.
+
+Events are made by the real renderer (so sizes are the renderer's UTF-8 counts), and
+every sealed batch is judged by the strict front's own check of the rules
+(:func:`tests.support.strict_front.check_put`), written independently of the batcher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shipper.batcher import MAX_AGE_MS, MAX_AHEAD_MS, Batch, Batcher
+from shipper.mask import Masker
+from shipper.records import EVENT_OVERHEAD, Event, Record
+from shipper.render import MAX_EVENT_BYTES, Renderer
+from tests.support.strict_front import check_put
+
+NOW_MS = 1_700_000_000_000
+HOUR_MS = 3_600_000
+
+
+@dataclass(eq=False)  # compared and hashed by identity, as followed files are
+class FilePosition:
+    """Where events came from; records what was acknowledged (the Position protocol)."""
+
+    path: str
+    category: str = "app"
+    acked: list[int] = field(default_factory=list)
+
+    def delivered(self, offset: int) -> None:
+        self.acked.append(offset)
+
+
+RAW = Renderer("app", "raw", Masker("off"), json_lines=False)
+
+
+def event(
+    text: str, timestamp: int = NOW_MS, position: FilePosition | None = None, end: int = 0
+) -> Event:
+    made = RAW.event(Record(text, None, timestamp, True, end), position or FilePosition("a.log"))
+    assert made is not None
+    return made
+
+
+def feed(batcher: Batcher, events: list[Event], now_ms: int = NOW_MS) -> list[Batch]:
+    """Add every event, then seal: all the batches, in the order they were sealed."""
+    batches = [b for e in events if (b := batcher.add(e, now_ms, 0.0)) is not None]
+    last = batcher.seal()
+    return [*batches, last] if last is not None else batches
+
+
+def assert_valid(batches: list[Batch]) -> None:
+    for batch in batches:
+        if batch.events:
+            params = {
+                "logEvents": [
+                    {"timestamp": e.timestamp, "message": e.message} for e in batch.events
+                ]
+            }
+            assert check_put(params) is None, check_put(params)
+
+
+class TestCountLimit:
+    def test_exactly_ten_thousand_events_make_one_batch(self):
+        """10,000 small events are one call; nothing is split early."""
+        batches = feed(Batcher(), [event(f"line {n}", end=n) for n in range(10_000)])
+        assert [len(b.events) for b in batches] == [10_000]
+        assert_valid(batches)
+
+    def test_the_ten_thousand_and_first_event_starts_a_new_batch(self):
+        batches = feed(Batcher(), [event(f"line {n}", end=n) for n in range(10_001)])
+        assert [len(b.events) for b in batches] == [10_000, 1]
+        assert_valid(batches)
+
+
+class TestByteLimit:
+    def test_a_batch_that_would_cross_the_byte_limit_is_split(self):
+        """Events of 100,000 bytes: 10 fit (1,000,260 bytes with overhead), the 11th does not."""
+        batches = feed(Batcher(), [event("x" * 100_000, end=n) for n in range(25)])
+        assert [len(b.events) for b in batches] == [10, 10, 5]
+        assert all(b.nbytes <= 1_048_576 for b in batches)
+        assert_valid(batches)
+
+    def test_a_batch_filled_to_the_exact_byte_limit_is_one_call(self):
+        """Four events whose sizes add up to exactly 1,048,576 bytes fit; one byte more does not."""
+        size = 1_048_576 // 4 - EVENT_OVERHEAD
+        exact = feed(Batcher(), [event("y" * size, end=n) for n in range(4)])
+        assert [b.nbytes for b in exact] == [1_048_576]
+        over = feed(
+            Batcher(), [event("y" * size, end=n) for n in range(3)] + [event("y" * (size + 1))]
+        )
+        assert [len(b.events) for b in over] == [3, 1]
+        assert_valid(exact + over)
+
+    def test_multibyte_utf8_is_counted_in_bytes_not_characters(self):
+        """Korean text (3 bytes a character) and emoji (4) are counted by their UTF-8 bytes,
+        so batches a character count would think small still obey the byte limit."""
+        hangul = "한국어 로그 " * 10_000  # 70,000 characters, 190,000 bytes
+        emoji = "📦" * 60_000  # 60,000 characters, 240,000 bytes
+        events = [event(hangul if n % 2 else emoji, end=n) for n in range(12)]
+        assert events[0].size == 240_000 + EVENT_OVERHEAD
+        assert events[1].size == len(hangul.encode()) + EVENT_OVERHEAD
+        batches = feed(Batcher(), events)
+        assert len(batches) > 1
+        assert all(b.nbytes <= 1_048_576 for b in batches)
+        assert sum(len(b.events) for b in batches) == 12
+        assert_valid(batches)
+
+    def test_a_configured_smaller_byte_limit_is_obeyed(self):
+        batches = feed(Batcher(max_bytes=4096), [event("z" * 1000, end=n) for n in range(10)])
+        assert all(b.nbytes <= 4096 for b in batches)
+        assert [len(b.events) for b in batches] == [3, 3, 3, 1]  # 1,026 bytes each
+
+
+class TestOrderAndSpan:
+    def test_out_of_order_records_across_files_are_sorted_within_the_call(self):
+        """Two files read one after the other, their times interleaved: each batch is sent
+        in time order (stable for equal times) and each file's highest offset is acknowledged."""
+        old, new = FilePosition("app.log.20240101"), FilePosition("app.log")
+        events = [
+            event(f"old {n}", NOW_MS - 1000 + 10 * n, old, end=100 * (n + 1)) for n in range(50)
+        ]
+        events += [
+            event(f"new {n}", NOW_MS - 1000 + 10 * n - 5, new, end=80 * (n + 1)) for n in range(50)
+        ]
+        events += [event("same time, later in file", NOW_MS - 1000, new, end=99_999)]
+        (batch,) = feed(Batcher(), events)
+        stamps = [e.timestamp for e in batch.events]
+        assert stamps == sorted(stamps)
+        at_first_time = [e.message for e in batch.events if e.timestamp == NOW_MS - 1000]
+        assert at_first_time == ["old 0", "same time, later in file"]
+        assert batch.acks == {old: 5000, new: 99_999}
+        assert_valid([batch])
+
+    def test_a_batch_that_would_span_more_than_24_hours_is_split(self):
+        """Events 23 h apart share a call; one 24 h after the first starts a new call."""
+        start = NOW_MS - 30 * HOUR_MS
+        events = [
+            event("first", start),
+            event("23 hours later", start + 23 * HOUR_MS),
+            event("exactly 24 hours after the first", start + 24 * HOUR_MS),
+        ]
+        batches = feed(Batcher(), events, now_ms=NOW_MS)
+        assert [[e.message for e in b.events] for b in batches] == [
+            ["first", "23 hours later"],
+            ["exactly 24 hours after the first"],
+        ]
+        assert_valid(batches)
+
+    def test_span_counts_an_earlier_event_arriving_late(self):
+        """A late event 25 h before the batch's newest must not join it."""
+        events = [
+            event("now", NOW_MS - HOUR_MS),
+            event("a day and an hour earlier", NOW_MS - 26 * HOUR_MS),
+        ]
+        batches = feed(Batcher(), events)
+        assert [len(b.events) for b in batches] == [1, 1]
+        assert_valid(batches)
+
+
+class TestRefusedEvents:
+    def test_events_older_than_14_days_are_not_sent_but_acknowledged(self):
+        """SPEC §3.1: too old at read time: counted as ``too_old``, never sent, acknowledged."""
+        position = FilePosition("app.log")
+        events = [
+            event("fresh", NOW_MS - HOUR_MS, position, end=10),
+            event("15 days old", NOW_MS - MAX_AGE_MS - 1, position, end=20),
+            event("3 hours ahead", NOW_MS + MAX_AHEAD_MS + 1, position, end=30),
+        ]
+        (batch,) = feed(Batcher(), events)
+        assert [e.message for e in batch.events] == ["fresh"]
+        assert [(reason, e.offset) for reason, e in batch.rejected] == [
+            ("too_old", 20),
+            ("too_new", 30),
+        ]
+        assert batch.acks == {position: 30}
+
+    def test_a_batch_of_only_refused_events_is_still_sealed_for_acknowledgement(self):
+        (batch,) = feed(Batcher(), [event("ancient", NOW_MS - MAX_AGE_MS - HOUR_MS, end=7)])
+        assert batch.events == []
+        assert [r for r, _ in batch.rejected] == ["too_old"]
+
+    def test_an_empty_message_is_never_sent(self):
+        """The service refuses an empty message (and with it the whole call)."""
+        position = FilePosition("app.log")
+        empty = Event(NOW_MS, "", EVENT_OVERHEAD, position, 5)
+        (batch,) = feed(Batcher(), [event("before", end=4, position=position), empty])
+        assert [e.message for e in batch.events] == ["before"]
+        assert [r for r, _ in batch.rejected] == ["empty"]
+        assert batch.acks == {position: 5}
+
+    def test_the_renderer_drops_an_empty_raw_line(self):
+        """An empty line in raw output makes no event at all."""
+        assert RAW.event(Record("", None, NOW_MS, True, 1), FilePosition("a.log")) is None
+
+    def test_an_event_over_1_mb_is_truncated_by_the_renderer_and_says_so(self):
+        """A 1.5 MB record becomes one event that fits the limit and is marked truncated."""
+        big = event("é" * 750_000)  # 1,500,000 bytes
+        assert big.size <= MAX_EVENT_BYTES
+        assert big.message.endswith("…[truncated]")
+        batches = feed(Batcher(), [event("small"), big, event("after")])
+        assert sum(len(b.events) for b in batches) == 3
+        assert_valid(batches)
+
+    def test_an_event_over_1_mb_that_reaches_the_batcher_is_refused_not_sent(self):
+        """Defence in depth: one oversized event would fail the whole call."""
+        huge = Event(
+            NOW_MS, "h" * MAX_EVENT_BYTES, MAX_EVENT_BYTES + EVENT_OVERHEAD, FilePosition("a"), 9
+        )
+        (batch,) = feed(Batcher(), [event("ok"), huge])
+        assert [e.message for e in batch.events] == ["ok"]
+        assert [r for r, _ in batch.rejected] == ["too_large"]
+
+
+class TestTiming:
+    def test_pending_since_is_when_the_oldest_unsealed_event_came(self):
+        batcher = Batcher()
+        assert batcher.pending_since() is None
+        batcher.add(event("a"), NOW_MS, 12.5)
+        batcher.add(event("b"), NOW_MS, 13.0)
+        assert batcher.pending_since() == 12.5
+        batcher.seal()
+        assert batcher.pending_since() is None

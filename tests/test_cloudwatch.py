@@ -1,0 +1,157 @@
+"""The CloudWatch client: the service's answers become our errors at one boundary.
+
+Runs :class:`shipper.cloudwatch.LogsClient` in this process against the strict
+front (before moto), so every error is a real HTTP answer parsed by botocore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from shipper.cloudwatch import LogsClient
+from shipper.cloudwatch_errors import (
+    DataAlreadyAccepted,
+    ExpiredCredentials,
+    InvalidSequenceToken,
+    Rejected,
+    ResourceNotFound,
+    Retriable,
+)
+from shipper.config import CloudWatchConfig
+from shipper.records import EVENT_OVERHEAD, Event
+from tests.support.strict_front import StrictFront
+
+SEED = "49590338271490256608559692538361571095921575989136588898"
+
+
+class Nowhere:
+    category = "app"
+    path = "app.log"
+
+    def delivered(self, offset: int) -> None:
+        pass
+
+
+def events(*messages: str) -> list[Event]:
+    now = int(time.time() * 1000)
+    return [Event(now, m, len(m) + EVENT_OVERHEAD, Nowhere(), 0) for m in messages]
+
+
+def with_client(
+    front: StrictFront, body: Callable[[LogsClient], Awaitable[Any]], **config: Any
+) -> Any:
+    async def run() -> Any:
+        client = LogsClient(CloudWatchConfig(endpoint_url=front.url, request_timeout=5, **config))
+        await client.open()
+        try:
+            return await body(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+class TestErrors:
+    def test_each_fault_becomes_its_error(self, front, group_prefix):
+        """Throttling and 503 are retriable; an expired token asks for a refresh; an
+        InvalidParameter is a refusal; a missing group is ResourceNotFound."""
+        group = group_prefix + "/app"
+
+        async def body(client: LogsClient) -> dict[str, Exception]:
+            await client.create_stream(group, "s", True, None)
+            found: dict[str, Exception] = {}
+            for kind in ("throttle", "unavailable", "invalid"):
+                front.inject(kind, times=1)
+                try:
+                    await client.put_events(group, "s", events("x"), None)
+                except Exception as exc:
+                    found[kind] = exc
+            try:
+                await client.put_events(group + "/missing", "s", events("x"), None)
+            except Exception as exc:
+                found["missing"] = exc
+            front.expire_key("testing")
+            try:
+                await client.put_events(group, "s", events("x"), None)
+            except Exception as exc:
+                found["expired"] = exc
+            return found
+
+        found = with_client(front, body)
+        assert type(found["throttle"]) is Retriable
+        assert found["throttle"].code == "ThrottlingException"
+        assert type(found["unavailable"]) is Retriable
+        assert found["unavailable"].code == "ServiceUnavailableException"
+        assert type(found["invalid"]) is Rejected
+        assert type(found["missing"]) is ResourceNotFound
+        assert type(found["expired"]) is ExpiredCredentials
+
+    def test_sequence_token_errors_carry_the_expected_token(self, front, group_prefix):
+        group = group_prefix + "/app"
+
+        async def body(client: LogsClient) -> tuple[Exception, str | None, Exception]:
+            await client.create_stream(group, "s", True, None)
+            front.legacy_tokens(seed={(group, "s"): SEED})  # as if it held data already
+            with pytest.raises(InvalidSequenceToken) as wrong:
+                await client.put_events(group, "s", events("a"), None)
+            batch = events("b")
+            result = await client.put_events(group, "s", batch, wrong.value.expected)
+            with pytest.raises(DataAlreadyAccepted) as again:
+                await client.put_events(group, "s", batch, wrong.value.expected)
+            return wrong.value, result.next_token, again.value
+
+        wrong, next_token, again = with_client(front, body)
+        assert wrong.expected == SEED
+        assert next_token is not None
+        assert next_token != SEED
+        assert again.expected == next_token
+
+
+class TestClientLifecycle:
+    def test_a_refresh_does_not_cut_off_a_call_in_flight(self, front, group_prefix):
+        """Another stream refreshes credentials while this call waits for a slow answer:
+        the call completes on the old client, and the next one uses the new client."""
+        group = group_prefix + "/app"
+
+        async def body(client: LogsClient) -> tuple[Any, int]:
+            await client.create_stream(group, "s", True, None)
+            front.inject("slow", times=1, delay=1.0)
+            slow_put = asyncio.ensure_future(client.put_events(group, "s", events("slow"), None))
+            await asyncio.sleep(0.3)
+            await client.refresh(client.generation)
+            await client.refresh(0)  # a stale refresh request is ignored
+            result = await slow_put
+            await client.put_events(group, "s", events("after"), None)
+            return result, client.generation
+
+        result, generation = with_client(front, body)
+        assert result.rejected == {}
+        assert generation == 1
+        assert front.put_count("s") == 2
+
+    def test_create_stream_creates_the_group_with_retention_once(self, front, moto, group_prefix):
+        group = group_prefix + "/app"
+
+        async def body(client: LogsClient) -> list[bool]:
+            first = await client.create_stream(group, "one", True, 14)
+            second = await client.create_stream(group, "two", True, 14)
+            again = await client.create_stream(group, "two", True, 14)
+            return [first, second, again]
+
+        assert with_client(front, body) == [True, False, False]
+        assert moto.groups(group)[group]["retentionInDays"] == 14
+        assert moto.streams(group) == ["one", "two"]
+
+    def test_create_stream_leaves_a_missing_group_alone_when_not_allowed(self, front, group_prefix):
+        group = group_prefix + "/app"
+
+        async def body(client: LogsClient) -> None:
+            await client.create_stream(group, "one", False, None)
+
+        with pytest.raises(ResourceNotFound):
+            with_client(front, body)
