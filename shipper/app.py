@@ -33,7 +33,7 @@ from shipper.config import STREAM_PLACEHOLDERS, Config, ConfigError, SourceConfi
 from shipper.config import load as load_config
 from shipper.follow import MULTILINE_WAIT, Follower, source_key
 from shipper.health import READY_FAILURE_GRACE, HealthServer
-from shipper.mask import Masker
+from shipper.mask import Masker, masker_for
 from shipper.render import Renderer
 from shipper.retry import Backoff
 from shipper.stream import Stream
@@ -47,10 +47,7 @@ RELOAD_DRAIN_WAIT = 5.0
 
 
 def build_masker(config: Config) -> Masker:
-    import os
-
-    key = config.masking.hash_key or os.environ.get("SHIPPER_HASH_KEY")
-    return Masker(config.masking.email, key)
+    return masker_for(config.masking)
 
 
 async def placeholder_values(config: Config) -> dict[str, str]:

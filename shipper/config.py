@@ -28,6 +28,10 @@ RETENTION_DAYS = (
 
 STREAM_PLACEHOLDERS = frozenset({"category", "hostname", "instance_id", "task_id", "container"})
 
+# Masking detectors (each a key of `masking`) and the default key rules.
+MASK_DETECTORS = ("email", "ipv4", "ipv6", "phone", "card", "jwt", "bearer", "aws_key")
+DEFAULT_MASK_KEYS = ("password", "passwd", "token", "authorization", "secret", "cookie", "api_key")
+
 
 class ConfigError(Exception):
     """The configuration is invalid; ``problems`` lists each one with its key path."""
@@ -66,6 +70,24 @@ def _host_port(value: Any) -> str | None:
     host, sep, port = str(value).rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         return "expected host:port, such as 127.0.0.1:9880"
+    return None
+
+
+def _regex(value: Any) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"not a valid regular expression ({exc})"
+    return None
+
+
+def _rule_name(value: Any) -> str | None:
+    return None if re.fullmatch(r"[a-z][a-z0-9_]*", value) else "expected a name like order_id"
+
+
+def _safe_text(value: Any) -> str | None:
+    if value is not None and ('"' in value or "\\" in value):
+        return 'expected text without " or \\ (masked JSON must stay valid)'
     return None
 
 
@@ -150,10 +172,38 @@ class SourceConfig:
     )
     format: str = field(
         default="json",
-        metadata=doc("A Python logging format string, or `json` for JSON lines."),
+        metadata=doc(
+            "A Python logging format string; `json` for JSON lines; or a preset: "
+            "`uvicorn_access` ([%(asctime)s] %(request_id)s %(status_code)s "
+            '%(request_time)ss %(client_addr)s - "%(request_line)s"), `uvicorn` '
+            "(its default access line), `gunicorn_access` (its default access_log_format)."
+        ),
+    )
+    style: Literal["%", "{", "$"] = field(
+        default="%", metadata=doc("The format's style, as logging.Formatter's `style`.")
     )
     datefmt: str | None = field(
-        default=None, metadata=doc("strftime form of %(asctime)s; omitted: logging's default.")
+        default=None,
+        metadata=doc(
+            "strftime form of %(asctime)s (omitted: logging's default, with ,msecs); "
+            "for JSON lines, the form of the time value (omitted: ISO 8601 or epoch)."
+        ),
+    )
+    time_key: str | None = field(
+        default=None,
+        metadata=doc(
+            "JSON lines: the key holding the time; omitted: the first of timestamp, "
+            "time, @timestamp, ts, asctime, created."
+        ),
+    )
+    multiline_start: str | None = field(
+        default=None,
+        metadata=doc(
+            "A regular expression matching the first line of every record; lines that "
+            "do not match continue the record before. Omitted: lines the format matches "
+            "start records (tracebacks are recognised either way).",
+            _regex,
+        ),
     )
     timezone: str = field(
         default="UTC", metadata=doc("IANA timezone of times written without an offset.", _timezone)
@@ -174,12 +224,79 @@ class SourceConfig:
     max_record_lines: int = field(
         default=1000, metadata=doc("Lines one record (a traceback) may gather.", _positive)
     )
+    max_record_bytes: int = field(
+        default=524_288,
+        metadata=doc(
+            "Bytes one record (a traceback) may gather; further lines start a new record.",
+            lambda v: None if 1024 <= v <= 1_000_000 else "expected 1024 to 1000000",
+        ),
+    )
+
+
+Strategy = Literal["partial", "redact", "hash", "off"]
+
+
+@dataclass(frozen=True)
+class MaskRule:
+    name: str = field(
+        metadata=doc(
+            "Names the rule: `<name>` or `<name:hash>` replaces what it matches.", _rule_name
+        )
+    )
+    pattern: str = field(
+        metadata=doc(
+            "A Python regular expression, matched against the event's final text "
+            "(JSON: quotes escaped; a match is cut before its first quote or backslash).",
+            _regex,
+        )
+    )
+    strategy: Literal["redact", "hash"] = field(
+        default="redact", metadata=doc("`redact`: the replacement; `hash`: a keyed token.")
+    )
+    replacement: str | None = field(
+        default=None,
+        metadata=doc("Text written for a match (`redact`); default `<name>`.", _safe_text),
+    )
 
 
 @dataclass(frozen=True)
 class MaskingConfig:
-    email: Literal["partial", "redact", "hash", "off"] = field(
-        default="partial", metadata=doc("How e-mail addresses are masked.")
+    email: Strategy = field(
+        default="partial",
+        metadata=doc("E-mail addresses: partial (**meon*@example.com) | redact | hash | off."),
+    )
+    ipv4: Strategy = field(
+        default="off", metadata=doc("IPv4 addresses: partial (last octet *) | redact | hash.")
+    )
+    ipv6: Strategy = field(
+        default="off", metadata=doc("IPv6 addresses: partial (the /48 kept) | redact | hash.")
+    )
+    phone: Strategy = field(
+        default="off",
+        metadata=doc("Phone numbers (+82 10-…, (555) 123-4567, 010-…): partial (last 2 digits)."),
+    )
+    card: Strategy = field(
+        default="off",
+        metadata=doc("Payment card numbers passing the Luhn check: partial (last 4 digits)."),
+    )
+    jwt: Strategy = field(
+        default="off", metadata=doc("JSON Web Tokens: partial (header kept) | redact | hash.")
+    )
+    bearer: Strategy = field(
+        default="off", metadata=doc("`Bearer <token>` credentials: partial (4 chars kept).")
+    )
+    aws_key: Strategy = field(
+        default="off", metadata=doc("AWS access key ids (AKIA…, ASIA…): partial (4+4 kept).")
+    )
+    rules: list[MaskRule] = field(
+        default_factory=list, metadata=doc("Custom rules, applied after the detectors.")
+    )
+    keys: list[str] = field(
+        default_factory=lambda: list(DEFAULT_MASK_KEYS),
+        metadata=doc(
+            "Values under keys ending with these names (any case, - as _) are redacted "
+            "at any depth of a JSON message or the fields; [] turns this off."
+        ),
     )
     hash_key: str | None = field(
         default=None,
@@ -293,13 +410,33 @@ def _check_whole(config: Config) -> list[str]:
             first = seen[source.path]
             problems.append(f"sources[{index}].path: {str(source.path)!r} is sources[{first}] too")
         seen.setdefault(source.path, index)
-    if config.masking.email == "hash" and not (
-        config.masking.hash_key or os.environ.get("SHIPPER_HASH_KEY")
-    ):
+    for index, source in enumerate(config.sources):
+        problems.extend(_check_format(f"sources[{index}]", source))
+    masking = config.masking
+    hashing = [f"masking.{n}" for n in MASK_DETECTORS if getattr(masking, n) == "hash"]
+    hashing += [f"masking.rules[{i}]" for i, r in enumerate(masking.rules) if r.strategy == "hash"]
+    if hashing and not (masking.hash_key or os.environ.get("SHIPPER_HASH_KEY")):
         problems.append(
-            "masking.hash_key: null; expected a key (or $SHIPPER_HASH_KEY) when email is hash"
+            f"masking.hash_key: null; expected a key (or $SHIPPER_HASH_KEY) for the hash "
+            f"strategy of {', '.join(hashing)}"
         )
     return problems
+
+
+def _check_format(path: str, source: SourceConfig) -> list[str]:
+    """Compile a source's format and datefmt now, so a bad one never starts the shipper."""
+    from shipper.parse import FormatError, build_parser, check_datefmt
+
+    if source.datefmt is not None:
+        try:
+            check_datefmt(source.datefmt)
+        except FormatError as exc:
+            return [f"{path}.datefmt: {source.datefmt!r}; {exc}"]
+    try:
+        build_parser(source.format, source.datefmt, source.timezone, source.style)
+    except FormatError as exc:
+        return [f"{path}.format: {source.format!r}; {exc}"]
+    return []
 
 
 class _Missing:

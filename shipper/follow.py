@@ -33,8 +33,8 @@ from pathlib import Path
 from shipper import telemetry
 from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
-from shipper.multiline import Assembler
-from shipper.parse import Parser, build_parser, datefmt_pattern
+from shipper.multiline import Assembler, assembler_for
+from shipper.parse import datefmt_pattern
 from shipper.records import Event, Record
 from shipper.render import Renderer
 
@@ -132,10 +132,6 @@ class Follower:
         self.saved = {(f.dev, f.ino): f for f in saved.files} if saved else {}
         self.cursors: dict[tuple[int, int], Cursor] = {}
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
-
-    def new_parser(self) -> Parser:
-        src = self.source
-        return build_parser(src.format, src.datefmt, src.timezone)
 
     # ------------------------------------------------------------------ discovery
 
@@ -236,7 +232,7 @@ class Follower:
         cursor = Cursor(self.category, identity, path, offset, fd)
         cursor.live = live
         cursor.size = fst.st_size
-        cursor.assembler = Assembler(self.new_parser(), self.source.max_record_lines)
+        cursor.assembler = assembler_for(self.source)
         self.cursors[key] = cursor
         if offset >= fst.st_size and not live:
             cursor.close()  # nothing to read now; reopened if it grows
@@ -278,7 +274,7 @@ class Follower:
         fp_len, fp = fingerprint(fd)
         cursor = Cursor(self.category, Identity(key[0], key[1], fp_len, fp), old.path, 0, fd)
         cursor.live, cursor.order, cursor.size = old.live, old.order, size
-        cursor.assembler = Assembler(self.new_parser(), self.source.max_record_lines)
+        cursor.assembler = assembler_for(self.source)
         self.cursors[key] = cursor
         return cursor
 

@@ -1,39 +1,97 @@
-"""Masking of personal data in text, before anything leaves the process.
+"""Masking of personal data and secrets, before anything leaves the process.
 
 A :class:`Masker` rewrites every match of its detectors in a string.  It is applied
 to the final text of each event (so fields, nested JSON and tracebacks are all
-covered by one pass) and to the shipper's own log lines.
+covered by one pass) and to the shipper's own log lines.  Each detector runs only
+when a cheap substring test says it could match.
 
-E-mail strategies:
+Detectors, each ``off`` or with its own strategy:
 
-- ``partial``: the applications' own form, ``someone@example.com`` becomes
-  ``**meon*@example.com`` (``"**" + local[2:-1] + "*@" + domain``).
-- ``redact``: ``<email>``.
-- ``hash``: ``<email:0123456789abcdef>``, a keyed BLAKE2b digest of the lower-cased
-  address: stable across restarts for one key, so one user's events still correlate.
-- ``off``: unchanged.
+==========  =====================================  ================================
+detector    finds                                  ``partial`` writes
+==========  =====================================  ================================
+email       ``someone@example.com``, ``%40``-      ``**meon*@example.com``
+            encoded, quoted local parts
+ipv4        ``192.168.10.23``                      ``192.168.10.*``
+ipv6        ``2001:db8:85a3::8a2e:370:7334``       ``2001:db8:85a3::*`` (the /48)
+phone       ``+82 10-1234-5678``, ``(555) 123-     every digit but the last two
+            4567``, ``010-1234-5678``              as ``*``
+card        13-19 digits from 2-6 that pass the    every digit but the last four
+            Luhn check (order ids mostly fail it)  as ``*``
+jwt         ``eyJ….eyJ….sig``                      the header, then ``.*.*``
+bearer      ``Bearer <token of 16+ chars>``        ``Bearer abcd***``
+aws_key     ``AKIA…``/``ASIA…`` access key ids     ``AKIA************MPLE``
+==========  =====================================  ================================
 
-Replacements never contain ``"`` or ``\\``, so masking JSON text keeps it valid JSON.
+``redact`` writes ``<name>`` (``<email>``); ``hash`` writes ``<name:0123456789abcdef>``,
+a keyed BLAKE2b digest of the matched text (the address lower-cased): stable across
+restarts for one key, so one user's events still correlate without revealing them.
+Custom rules (a name, a regular expression, ``redact`` with an optional replacement
+text, or ``hash``) run after the detectors.
+
+Key rules are for structured data: the value under a key that, lower-cased with
+``-`` read as ``_``, ends with one of the configured names (``password``,
+``token``, …) becomes ``<redacted>`` — in a JSON message or the fields, at any depth
+(:meth:`Masker.redact_keys`), and in raw text as ``"key": value`` or ``key=value``
+(:meth:`Masker.redact_key_text`).
+
+Replacements never contain ``"`` or ``\\``, and a custom rule's match is cut before
+the first of them, so masking JSON text keeps it valid JSON.  Every strategy's output
+is left alone by its own detector, so masking twice changes nothing more.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import os
 import re
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
-EmailStrategy = Literal["partial", "redact", "hash", "off"]
+if TYPE_CHECKING:
+    from shipper.config import MaskingConfig
 
-# The local part stops at characters that cannot stand unquoted in an address, and
-# never takes a quote or backslash (so JSON text stays valid when it is replaced).
-# The domain needs at least one dot and a TLD of two or more letters; an address
-# written URL-encoded (``%40``) is caught too.
+Strategy = Literal["partial", "redact", "hash", "off"]
+EmailStrategy = Strategy
+Replace = Callable[[re.Match[str]], str]
+
+REDACTED = "<redacted>"
+
+# The local part: the characters apps put in addresses, never a quote, backslash or
+# ``*`` (so JSON stays valid and a partial mask is not masked again), nor the
+# delimiters of URLs and key=value text (``= ? & / ' |``); or a quoted
+# local part, JSON-escaped or not.  The domain needs a dot and a TLD of two or more
+# letters.  ``%40`` is the URL-encoded ``@``.
 EMAIL = re.compile(
-    r"(?P<local>[A-Za-z0-9!#$&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$&'*+/=?^_`{|}~-]+)*)"
+    r"(?:(?P<local>[A-Za-z0-9!#$%+^_~-]+(?:\.[A-Za-z0-9!#$%+^_~-]+)*)"
+    r"|\\?\"(?P<quoted>[^\"\\\r\n]{1,64})\\?\")"
     r"(?:@|%40)"
     r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
     r"(?![A-Za-z0-9-])"
+)
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+IPV4 = re.compile(rf"(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\w|\.\d)")
+# Candidates only: each is confirmed by the ipaddress module.
+IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
+    r"(?![\w:*])"
+)
+PHONE = re.compile(
+    r"(?<![\w+*])(?:"
+    r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,3}"  # +82 10-1234-5678
+    r"|\(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"  # (555) 123-4567
+    r"|0\d{1,2}[ .-]\d{3,4}[ .-]\d{4}"  # 010-1234-5678
+    r"|\d{3}[.-]\d{3}[.-]\d{4}"  # 555-123-4567
+    r")(?![\w*])"
+)
+CARD = re.compile(r"(?<![\w*-])[2-6](?:[ -]?\d){12,18}(?![\w*])")
+JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+BEARER = re.compile(
+    r"\b(?P<scheme>[Bb]earer|BEARER)\s+(?P<token>[A-Za-z0-9._~+/-]{16,}=*)(?![\w*~+/=.-])"
+)
+AWS_KEY = re.compile(
+    r"(?<![A-Z0-9])A(?:KI|SI|ID|RO|GP|NP|NV|IP|PK|BI|CC|SC)A[A-Z0-9]{16}(?![A-Z0-9])"
 )
 
 
@@ -42,38 +100,270 @@ def partial_email(local: str, domain: str) -> str:
     return "**" + local[2:-1] + "*@" + domain
 
 
-class Masker:
-    """Rewrites the personal data its strategies cover in any string."""
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
 
-    def __init__(self, email: EmailStrategy = "partial", hash_key: str | None = None) -> None:
-        self.email = email
-        if email == "hash" and not hash_key:
+
+def _star_digits(text: str, keep: int) -> str:
+    """``text`` with every digit but the last ``keep`` written as ``*``."""
+    seen = sum(c.isdigit() for c in text)
+    out = []
+    for char in text:
+        if char.isdigit():
+            seen -= 1
+            out.append(char if seen < keep else "*")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _ipv6_prefix(text: str) -> str:
+    network = ipaddress.IPv6Network(f"{text}/48", strict=False)
+    return f"{network.network_address.compressed.rstrip(':')}::*"
+
+
+def _cut_at_quote(text: str) -> int:
+    """Length of ``text`` before its first ``"`` or ``\\`` (JSON structure)."""
+    cut = len(text)
+    for char in ('"', "\\"):
+        found = text.find(char)
+        if found != -1 and found < cut:
+            cut = found
+    return cut
+
+
+class _Detector:
+    """One kind of data: where to look, how to find it, what to write instead."""
+
+    __slots__ = ("hints", "name", "regex", "replace")
+
+    def __init__(
+        self, name: str, regex: re.Pattern[str], replace: Replace, hints: tuple[str, ...] = ()
+    ) -> None:
+        self.name = name
+        self.regex = regex
+        self.replace = replace
+        self.hints = hints  # substrings one of which every match contains; () = always look
+
+
+class Masker:
+    """Rewrites the personal data and secrets its rules cover in any string."""
+
+    def __init__(
+        self,
+        email: Strategy = "partial",
+        hash_key: str | None = None,
+        *,
+        detectors: Mapping[str, Strategy] | None = None,
+        rules: Iterable[tuple[str, str, Literal["redact", "hash"], str | None]] = (),
+        keys: Iterable[str] = (),
+    ) -> None:
+        chosen: dict[str, Strategy] = {"email": email, **(detectors or {})}
+        rules = list(rules)
+        hashing = "hash" in chosen.values() or any(rule[2] == "hash" for rule in rules)
+        if hashing and not hash_key:
             raise ValueError("the hash strategy needs a key")
         self._key = (hash_key or "").encode()
-        self._replace_email = self._email_replacer(email)
-
-    def _email_replacer(self, strategy: EmailStrategy) -> Callable[[re.Match[str]], str] | None:
-        if strategy == "off":
-            return None
-        if strategy == "partial":
-            return lambda m: partial_email(m.group("local"), m.group("domain"))
-        if strategy == "redact":
-            return lambda m: "<email>"
-
-        def hashed(match: re.Match[str]) -> str:
-            address = f"{match.group('local')}@{match.group('domain')}".lower()
-            digest = hashlib.blake2b(address.encode(), key=self._key, digest_size=8)
-            return f"<email:{digest.hexdigest()}>"
-
-        return hashed
-
-    def mask(self, text: str) -> str:
-        """The text with every covered item masked."""
-        replace = self._replace_email
-        if replace is None or ("@" not in text and "%40" not in text):
-            return text
-        return EMAIL.sub(replace, text)
+        self._detectors: list[_Detector] = []
+        for name, build in _BUILDERS.items():
+            strategy = chosen.get(name, "off")
+            if strategy != "off":
+                self._detectors.append(build(self, strategy))
+        for name, pattern, strategy, replacement in rules:
+            self._detectors.append(self._rule(name, pattern, strategy, replacement))
+        self.keys = tuple(k.lower().replace("-", "_") for k in keys)
+        self._key_text: re.Pattern[str] | None = None
+        if self.keys:
+            words = "|".join(re.escape(k) for k in self.keys)
+            self._key_hint = re.compile(words, re.IGNORECASE)
+            self._key_text = re.compile(
+                rf"(?P<key>\"?[\w.-]*(?:{words})\"?\s*[:=]\s*)"
+                r"(?P<value>\"(?:[^\"\\]|\\.)*\"|[^\s,;&\"{}\[\]]+)",
+                re.IGNORECASE,
+            )
 
     @property
     def enabled(self) -> bool:
-        return self._replace_email is not None
+        return bool(self._detectors)
+
+    # ------------------------------------------------------------------ text
+
+    def mask(self, text: str) -> str:
+        """The text with every match of every detector and rule masked."""
+        for detector in self._detectors:
+            hints = detector.hints
+            if hints:
+                for hint in hints:
+                    if hint in text:
+                        break
+                else:
+                    continue
+            text = detector.regex.sub(detector.replace, text)
+        return text
+
+    def digest(self, kind: str, text: str) -> str:
+        """The keyed, stable token that ``hash`` writes for ``text``."""
+        value = hashlib.blake2b(text.encode(), key=self._key, digest_size=8).hexdigest()
+        return f"<{kind}:{value}>"
+
+    # ------------------------------------------------------------------ key rules
+
+    def mentions_key(self, text: str) -> bool:
+        """Whether ``text`` may hold a value under a key rule (a cheap pre-check)."""
+        return bool(self.keys) and self._key_hint.search(text) is not None
+
+    def sensitive(self, key: str) -> bool:
+        return key.lower().replace("-", "_").endswith(self.keys)
+
+    def redact_keys(self, value: Any) -> None:
+        """Redact, in place, values under sensitive keys in dicts and lists at any depth."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and self.sensitive(key):
+                    value[key] = REDACTED
+                elif isinstance(item, (dict, list)):
+                    self.redact_keys(item)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, (dict, list)):
+                    self.redact_keys(item)
+
+    def redact_key_text(self, text: str) -> str:
+        """Raw text with ``"key": value`` and ``key=value`` values of sensitive keys redacted."""
+        if self._key_text is None or self._key_hint.search(text) is None:
+            return text
+        return self._key_text.sub(self._redact_pair, text)
+
+    def _redact_pair(self, match: re.Match[str]) -> str:
+        key = match.group("key")
+        name = key.strip().rstrip(":=").strip().strip('"')
+        if not self.sensitive(name):
+            return match.group(0)
+        # In JSON ("key": 1234) the value becomes a string, so the text stays valid JSON.
+        json_like = key.startswith('"') or match.group("value").startswith('"')
+        return key + (f'"{REDACTED}"' if json_like else REDACTED)
+
+    # ------------------------------------------------------------------ builders
+
+    def _strategy(
+        self, kind: str, strategy: Strategy, partial: Callable[[str], str]
+    ) -> Callable[[str], str]:
+        if strategy == "partial":
+            return partial
+        if strategy == "redact":
+            token = f"<{kind}>"
+            return lambda _text: token
+        return lambda text: self.digest(kind, text)
+
+    def _email(self, strategy: Strategy) -> _Detector:
+        def replace(match: re.Match[str]) -> str:
+            local = match.group("local") or match.group("quoted")
+            domain = match.group("domain")
+            if strategy == "partial":
+                return partial_email(local, domain)
+            if strategy == "redact":
+                return "<email>"
+            return self.digest("email", f"{local}@{domain}".lower())
+
+        return _Detector("email", EMAIL, replace, ("@", "%40"))
+
+    def _simple(
+        self,
+        name: str,
+        regex: re.Pattern[str],
+        strategy: Strategy,
+        partial: Callable[[str], str],
+        hints: tuple[str, ...] = (),
+        valid: Callable[[str], bool] | None = None,
+    ) -> _Detector:
+        write = self._strategy(name, strategy, partial)
+        if valid is None:
+            return _Detector(name, regex, lambda m: write(m.group(0)), hints)
+
+        def replace(match: re.Match[str]) -> str:
+            text = match.group(0)
+            return write(text) if valid(text) else text
+
+        return _Detector(name, regex, replace, hints)
+
+    def _rule(
+        self, name: str, pattern: str, strategy: Literal["redact", "hash"], text: str | None
+    ) -> _Detector:
+        token = text if text is not None else f"<{name}>"
+
+        def replace(match: re.Match[str]) -> str:
+            found = match.group(0)
+            cut = _cut_at_quote(found)
+            if cut == 0:
+                return found
+            masked = token if strategy == "redact" else self.digest(name, found[:cut])
+            return masked + found[cut:]
+
+        return _Detector(name, re.compile(pattern), replace)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_card(text: str) -> bool:
+    digits = text.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def _partial_ipv4(text: str) -> str:
+    return text[: text.rfind(".")] + ".*"
+
+
+def _partial_jwt(text: str) -> str:
+    return text.split(".", 1)[0] + ".*.*"
+
+
+def _partial_aws(text: str) -> str:
+    return text[:4] + "*" * 12 + text[-4:]
+
+
+def _bearer(masker: Masker, strategy: Strategy) -> _Detector:
+    def replace(match: re.Match[str]) -> str:
+        token = match.group("token")
+        if strategy == "partial":
+            written = token[:4] + "***"
+        elif strategy == "redact":
+            written = "<bearer>"
+        else:
+            written = masker.digest("bearer", token)
+        return f"{match.group('scheme')} {written}"
+
+    return _Detector("bearer", BEARER, replace, ("earer", "EARER"))
+
+
+_BUILDERS: dict[str, Callable[[Masker, Strategy], _Detector]] = {
+    # Bearer before jwt: "Bearer eyJ…" is masked as the bearer token it is.
+    "bearer": _bearer,
+    "jwt": lambda m, s: m._simple("jwt", JWT, s, _partial_jwt, ("eyJ",)),
+    "aws_key": lambda m, s: m._simple("aws_key", AWS_KEY, s, _partial_aws),
+    "email": lambda m, s: m._email(s),
+    "card": lambda m, s: m._simple("card", CARD, s, lambda t: _star_digits(t, 4), (), _is_card),
+    "phone": lambda m, s: m._simple("phone", PHONE, s, lambda t: _star_digits(t, 2)),
+    "ipv6": lambda m, s: m._simple("ipv6", IPV6, s, _ipv6_prefix, (":",), _is_ipv6),
+    "ipv4": lambda m, s: m._simple("ipv4", IPV4, s, _partial_ipv4, (".",)),
+}
+
+
+def masker_for(masking: MaskingConfig, env: Mapping[str, str] | None = None) -> Masker:
+    """The masker a configuration's ``masking`` section describes."""
+    environ = os.environ if env is None else env
+    key = masking.hash_key or environ.get("SHIPPER_HASH_KEY")
+    detectors: dict[str, Strategy] = {name: getattr(masking, name) for name in _BUILDERS}
+    rules = [(r.name, r.pattern, r.strategy, r.replacement) for r in masking.rules]
+    return Masker(masking.email, key, detectors=detectors, rules=rules, keys=masking.keys)

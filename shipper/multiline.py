@@ -1,59 +1,148 @@
 """Gathering lines into records: a line that does not start a record continues one.
 
-A Python traceback (``Traceback (most recent call last):``, indented frames, ``^^^^``
-markers, chained ``During handling of the above exception...``) follows the line
-that logged it and matches no format, so it joins that record.  A record is complete
-when the next record starts, when it reaches ``max_lines``, or when the file has
+A record starts at a line its source's format matches (or, when the source sets a
+``multiline_start`` pattern, at a line that pattern matches).  Python tracebacks are
+recognised by shape, so they join the record that logged them even when one of their
+lines happens to match the format:
+
+- ``Traceback (most recent call last):`` and everything indented after it (frames,
+  source lines, 3.11 ``^^^^``/``~~~^^^`` markers, ``SyntaxError`` carets), up to and
+  including the first unindented line, the exception itself;
+- chained exceptions: blank lines and ``During handling of the above exception…`` /
+  ``The above exception was the direct cause…`` before the next ``Traceback``;
+- ``ExceptionGroup`` trees (``+ Exception Group Traceback``, ``|``, ``+-+---``) and
+  ``stack_info`` stacks (``Stack (most recent call last):``), which are indented
+  throughout.
+
+A record is complete when the next record starts, when it reaches ``max_lines`` or
+``max_bytes`` (the next line then starts a record of its own), or when the file has
 been quiet for a moment (the caller calls :meth:`Assembler.flush`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
-from shipper.parse import Parser
+from shipper.config import SourceConfig
+from shipper.parse import Parser, build_parser
 from shipper.records import Record
+
+_TRACEBACK_HEAD = "(most recent call last):"
+_CHAIN_MARKERS = (
+    "During handling of the above exception",
+    "The above exception was the direct cause",
+)
+
+# Where the record being gathered is within a traceback.
+_OUTSIDE = 0
+_FRAMES = 1  # after "Traceback (most recent call last):", before the exception line
+_AFTER_EXCEPTION = 2  # blank lines and chain markers may follow
+_INDENTED = 3  # an exception group tree or a stack: only indented lines belong
+
+
+def _indented(line: str) -> bool:
+    return line[:1] in (" ", "\t")
 
 
 class Assembler:
     """Turns a file's lines, in order, into complete records."""
 
-    def __init__(self, parser: Parser, max_lines: int) -> None:
+    def __init__(
+        self,
+        parser: Parser,
+        max_lines: int,
+        max_bytes: int = 1_000_000,
+        start: re.Pattern[str] | None = None,
+    ) -> None:
         self.parser = parser
         self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self.start = start
         self.pending: Record | None = None
         self.last_timestamp: int | None = None
-        self.unreadable_times = 0
+        self._state = _OUTSIDE
+        self._size = 0  # UTF-8 bytes of the pending record
 
     def feed(self, lines: Iterable[tuple[str, int]], now_ms: int) -> list[Record]:
         """Add ``(line, end_offset)`` pairs; return the records they completed."""
         done: list[Record] = []
         pending = self.pending
         parse = self.parser.parse
+        start = self.start
         for line, end in lines:
-            parsed = parse(line)
-            if parsed is None and pending is not None and len(pending.extra) + 1 < self.max_lines:
+            if (
+                pending is not None
+                and (self._state or line.endswith(_TRACEBACK_HEAD))
+                and self._in_traceback(line)
+                and self._room_for(pending, line)
+            ):
+                pending.extra.append(line)
+                pending.end = end
+                continue
+            if start is not None and start.match(line) is None:
+                parsed = None
+            else:
+                parsed = parse(line)
+                if parsed is None and start is not None:
+                    parsed = ({"message": line}, None)
+            if parsed is None and pending is not None and self._room_for(pending, line):
                 pending.extra.append(line)
                 pending.end = end
                 continue
             if pending is not None:
                 done.append(pending)
+            self._state = _OUTSIDE
+            self._size = len(line)
             if parsed is None:
                 # No record to continue: the line stands alone, with the last known time.
                 pending = Record(line, None, self._fallback_time(now_ms), False, end)
-            elif parsed.timestamp is None:
-                self.unreadable_times += "asctime" in parsed.fields
-                pending = Record(line, parsed.fields, self._fallback_time(now_ms), False, end)
+            elif parsed[1] is None:
+                pending = Record(line, parsed[0], self._fallback_time(now_ms), False, end)
             else:
-                self.last_timestamp = parsed.timestamp
-                pending = Record(line, parsed.fields, parsed.timestamp, True, end)
+                self.last_timestamp = parsed[1]
+                pending = Record(line, parsed[0], parsed[1], True, end)
         self.pending = pending
         return done
+
+    def _in_traceback(self, line: str) -> bool:
+        """Whether ``line`` belongs to the traceback being gathered (updates the state)."""
+        state = self._state
+        if line.endswith(_TRACEBACK_HEAD):
+            stripped = line.lstrip(" |+")
+            group_or_stack = line.lstrip().startswith("+") or stripped.startswith("Stack ")
+            self._state = _INDENTED if group_or_stack else _FRAMES
+            return True
+        if not line or line.startswith(_CHAIN_MARKERS):
+            return state != _OUTSIDE
+        if _indented(line):
+            return state in (_FRAMES, _INDENTED)
+        if state == _FRAMES:
+            self._state = _AFTER_EXCEPTION  # the exception line ends the frames
+            return True
+        return False  # the ordinary rule decides: a record starts, or the line continues
+
+    def _room_for(self, pending: Record, line: str) -> bool:
+        size = len(line) + 1 if line.isascii() else len(line.encode("utf-8", "replace")) + 1
+        if len(pending.extra) + 1 >= self.max_lines or self._size + size > self.max_bytes:
+            return False
+        self._size += size
+        return True
 
     def flush(self) -> Record | None:
         """The pending record, complete now that nothing more is coming for it."""
         record, self.pending = self.pending, None
+        self._state = _OUTSIDE
         return record
 
     def _fallback_time(self, now_ms: int) -> int:
         return self.last_timestamp if self.last_timestamp is not None else now_ms
+
+
+def assembler_for(source: SourceConfig) -> Assembler:
+    """A fresh assembler (with its own parser and time memory) for one file of a source."""
+    parser = build_parser(
+        source.format, source.datefmt, source.timezone, source.style, source.time_key
+    )
+    start = re.compile(source.multiline_start) if source.multiline_start else None
+    return Assembler(parser, source.max_record_lines, source.max_record_bytes, start)

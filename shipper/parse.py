@@ -1,23 +1,40 @@
 """Parsing lines into fields: Python logging format strings and JSON lines.
 
-A logging format string such as ``[%(levelname)s] %(asctime)s %(message)s`` is
-compiled once into an anchored regular expression with one named group per
-placeholder; a line that does not match is not the start of a record (it continues
-the record before it, as traceback lines do).
+A logging format string (``%``-, ``{``- or ``$``-style) such as
+``[%(levelname)s] %(asctime)s %(message)s`` is compiled once into an anchored regular
+expression with one named group per placeholder.  A line that does not match is not
+the start of a record (it continues the record before it, as traceback lines do).
+
+Compiling rejects, with a :class:`FormatError` naming the problem, what could not be
+read back unambiguously: two placeholders with no literal text between them, a
+format without ``message``, a ``datefmt`` directive ``strptime`` cannot read, or a
+``datefmt`` without a date.  A free-text field ends at the first occurrence of the
+literal text after it; ``message`` takes the rest.
+
+Field types: numbers written with a numeric conversion (``%(lineno)d``,
+``{relativeCreated:.3f}``) and the numeric ``LogRecord`` attributes (``lineno``,
+``process``, ``created``, …) become numbers whatever their conversion; a message
+that is a JSON object becomes that object.
 
 Times are read with the source's ``datefmt`` (logging's default asctime,
-``2020-10-01 16:27:53,065``, when there is none) and its IANA timezone.  Times
-written without an offset are local: an ambiguous time (the repeated hour when DST
-ends) is read as its first occurrence, and a time in the gap when DST starts is read
-with the offset in force before the gap, as :mod:`zoneinfo` does with ``fold=0``.
+``2020-10-01 16:27:53,065``, when there is none) and its IANA timezone.  A written
+offset (``%z``) wins; otherwise the time is local to the source's timezone:
+
+- in the hour repeated when DST ends, a time is read as its first occurrence, unless
+  that would put it more than a minute before the previous time of the same file —
+  then the clocks went back and it is the second occurrence.  A written zone name
+  (``%Z``, e.g. ``EDT``/``EST``) settles it instead.
+- a time in the hour skipped when DST starts (which a correct clock never writes) is
+  read with the offset in force before the gap: ``02:30`` on a spring-forward night
+  in New York is read as ``03:30`` EDT.
 """
 
 from __future__ import annotations
 
 import re
+import string
 import zoneinfo
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,58 +43,88 @@ import msgspec
 # logging's default asctime: "%Y-%m-%d %H:%M:%S" then ",%03d" milliseconds.
 DEFAULT_DATEFMT = "%Y-%m-%d %H:%M:%S"
 
-_PLACEHOLDER = re.compile(
-    r"%\((?P<name>[^)]+)\)(?P<flags>[#0+ -]*)(?P<width>\d+)?(?:\.(?P<precision>\d+))?"
-    r"(?P<kind>[diouxXeEfFgGcrsa])"
+# A parsed first line: its fields and, when written and readable, its epoch-ms time.
+Parsed = tuple[dict[str, Any], int | None]
+Converter = Callable[[str], Any]
+
+_PERCENT_PLACEHOLDER = re.compile(
+    r"%\((?P<name>[^)]*)\)(?P<flags>[#0+ -]*)(?P<width>\d+)?(?:\.(?P<precision>\d+))?"
+    r"(?P<kind>[diouxXeEfFgGcrsa%])"
     r"|%%"
 )
+_FORMAT_SPEC = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>=^]))?(?P<sign>[-+ ])?z?#?(?P<zero>0)?(?P<width>\d+)?"
+    r"[_,]?(?:\.\d+)?(?P<kind>[bcdeEfFgGnosxX%])?"
+)
 
-# Patterns for LogRecord attributes whose shape is known; other names take any text.
-_ATTRIBUTE_PATTERNS = {
-    "levelname": r"[A-Za-z]+(?: \d+)?",
-    "name": r"\S+?",
-    "filename": r"\S+?",
-    "module": r"\S+?",
-    "funcName": r"\S+?",
-    "pathname": r".+?",
-    "message": r".*",
-}
-_NUMBER_PATTERNS = {
-    "d": r"-?\d+",
-    "i": r"-?\d+",
-    "u": r"-?\d+",
-    "f": r"-?\d+(?:\.\d*)?|-?inf|nan",
-    "F": r"-?\d+(?:\.\d*)?|-?INF|NAN",
-    "e": r"-?\d+(?:\.\d*)?e[+-]\d+",
-    "E": r"-?\d+(?:\.\d*)?E[+-]\d+",
-    "g": r"-?[\d.]+(?:e[+-]\d+)?|-?inf|nan",
-    "G": r"-?[\d.]+(?:E[+-]\d+)?|-?INF|NAN",
-    "x": r"-?[0-9a-f]+",
-    "X": r"-?[0-9A-F]+",
-    "o": r"-?[0-7]+",
-}
-_CONVERTERS: dict[str, Callable[[str], Any]] = {
-    "d": int, "i": int, "u": int,
-    "f": float, "F": float, "e": float, "E": float, "g": float, "G": float,
-    "x": lambda s: int(s, 16), "X": lambda s: int(s, 16), "o": lambda s: int(s, 8),
-}  # fmt: skip
+_INT = r"-?\d+"
+_FLOAT = r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|-?inf|nan"
+_ID = r"\d+|None"  # process/thread ids are None when logging does not collect them
 
-# strftime directives that time.strptime reads back, as patterns.
+# LogRecord attributes: what their value looks like when written with ``s``.
+_ATTRIBUTES: dict[str, tuple[str, Converter | None]] = {
+    "args": (r".*?", None),
+    "created": (_FLOAT, float),
+    "exc_info": (r".*?", None),
+    "exc_text": (r".*?", None),
+    "filename": (r"\S+?", None),
+    "funcName": (r"\S+?", None),
+    "levelname": (r"[A-Z][A-Z0-9_]*|Level \d+", None),
+    "levelno": (_INT, int),
+    "lineno": (_INT, int),
+    "message": (r".*", None),
+    "module": (r"\S+?", None),
+    "msecs": (_FLOAT, float),
+    "msg": (r".*?", None),
+    "name": (r"\S+?", None),
+    "pathname": (r".+?", None),
+    "process": (_ID, int),
+    "processName": (r".+?", None),
+    "relativeCreated": (_FLOAT, float),
+    "stack_info": (r".*?", None),
+    "taskName": (r".+?", None),
+    "thread": (_ID, int),
+    "threadName": (r".+?", None),
+}
+# Numeric conversions: the pattern of what they write and how to read it back.
+_NUMBERS: dict[str, tuple[str, Converter]] = {
+    "d": (_INT, int),
+    "i": (_INT, int),
+    "u": (_INT, int),
+    "n": (_INT, int),
+    "f": (_FLOAT, float),
+    "F": (r"-?\d+(?:\.\d*)?|-?INF|NAN", float),
+    "e": (r"-?\d+(?:\.\d*)?e[-+]\d+|-?inf|nan", float),
+    "E": (r"-?\d+(?:\.\d*)?E[-+]\d+|-?INF|NAN", float),
+    "g": (_FLOAT, float),
+    "G": (r"-?\d+(?:\.\d*)?(?:E[-+]\d+)?|-?INF|NAN", float),
+    "%": (r"-?\d+(?:\.\d*)?%", lambda s: float(s[:-1]) / 100),
+    "x": (r"-?[0-9a-f]+", lambda s: int(s, 16)),
+    "X": (r"-?[0-9A-F]+", lambda s: int(s, 16)),
+    "o": (r"-?[0-7]+", lambda s: int(s, 8)),
+    "b": (r"-?[01]+", lambda s: int(s, 2)),
+}
+
+# strftime directives that strptime reads back, as patterns (C locale).
 _DATE_DIRECTIVES = {
     "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "H": r"\d{2}",
     "I": r"\d{2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{6}", "j": r"\d{3}",
     "p": r"(?:AM|PM|am|pm)", "b": r"[A-Za-z]{3}", "B": r"[A-Za-z]+",
-    "a": r"[A-Za-z]{3}", "A": r"[A-Za-z]+", "z": r"(?:[+-]\d{2}:?\d{2}|Z)",
+    "a": r"[A-Za-z]{3}", "A": r"[A-Za-z]+", "z": r"(?:[-+]\d{2}:?\d{2}(?::?\d{2})?|Z)",
     "Z": r"[A-Za-z][A-Za-z0-9+-]{1,5}", "%": "%",
 }  # fmt: skip
+_DATE_NEEDS = "a date: %Y or %y, with %m/%b/%B and %d, or %j"
 
 
 class FormatError(ValueError):
-    """A format or datefmt the compiler cannot turn into a parser."""
+    """A format or datefmt the compiler cannot turn into an unambiguous parser."""
 
 
-def datefmt_pattern(datefmt: str) -> str:
-    """A regular expression matching what ``time.strftime(datefmt)`` writes."""
+def datefmt_pattern(datefmt: str, zone_group: bool = False) -> str:
+    """A regular expression matching what ``time.strftime(datefmt)`` writes.
+
+    With ``zone_group`` the ``%Z`` zone name is captured as group ``zone``.
+    """
     parts = []
     index = 0
     while index < len(datefmt):
@@ -85,8 +132,14 @@ def datefmt_pattern(datefmt: str) -> str:
         if char == "%":
             directive = datefmt[index + 1 : index + 2]
             if directive not in _DATE_DIRECTIVES:
-                raise FormatError(f"datefmt directive %{directive} cannot be read back")
-            parts.append(_DATE_DIRECTIVES[directive])
+                raise FormatError(
+                    f"datefmt directive %{directive} cannot be read back; "
+                    f"use some of %{' %'.join(_DATE_DIRECTIVES)}"
+                )
+            pattern = _DATE_DIRECTIVES[directive]
+            if directive == "Z" and zone_group:
+                pattern = f"(?P<zone>{pattern})"
+            parts.append(pattern)
             index += 2
         else:
             parts.append(re.escape(char))
@@ -94,14 +147,36 @@ def datefmt_pattern(datefmt: str) -> str:
     return "".join(parts)
 
 
+def check_datefmt(datefmt: str) -> None:
+    """Raise FormatError unless ``datefmt`` can be read back to one instant."""
+    datefmt_pattern(datefmt)
+    has = set(re.findall(r"%(.)", datefmt.replace("%%", "")))
+    year = has & {"Y", "y"}
+    day = ({"m", "b", "B"} & has and "d" in has) or "j" in has
+    if not (year and day):
+        raise FormatError(f"datefmt {datefmt!r} has no date; expected {_DATE_NEEDS}")
+
+
 class TimeReader:
-    """Turns written times into epoch milliseconds, caching by distinct second."""
+    """Turns written times into epoch milliseconds, caching by distinct second.
+
+    One reader serves one file: it remembers the last time it read, to tell the two
+    occurrences of a repeated hour apart (see the module's docstring).
+    """
+
+    # How far back a time may go before a repeated hour is taken as its second pass.
+    FOLD_SLACK_MS = 60_000
 
     def __init__(self, datefmt: str | None, timezone: str) -> None:
         self.datefmt = datefmt or DEFAULT_DATEFMT
         self.default_asctime = datefmt is None
         self.zone = zoneinfo.ZoneInfo(timezone)
-        self._cache: dict[str, int] = {}
+        self.last: int | None = None
+        # text -> epoch ms, or (first, second) occurrence for a time in a repeated hour
+        self._cache: dict[str, int | tuple[int, int]] = {}
+        self._zone_name: re.Pattern[str] | None = None
+        if "%Z" in self.datefmt:
+            self._zone_name = re.compile(datefmt_pattern(self.datefmt, zone_group=True))
 
     def read(self, text: str) -> int:
         """Epoch milliseconds of ``text``; ValueError when it cannot be read."""
@@ -112,22 +187,60 @@ class TimeReader:
             millis = int(msecs) if msecs else 0
         cached = self._cache.get(text)
         if cached is None:
-            parsed = datetime.strptime(text, self.datefmt)
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=self.zone)
-            cached = round(parsed.timestamp() * 1000)
+            cached = self._convert(text)
             if len(self._cache) > 4096:
                 self._cache.clear()
             self._cache[text] = cached
-        return cached + millis
+        if type(cached) is int:
+            value = cached + millis
+        else:
+            first, second = cached  # type: ignore[misc]
+            value = first + millis
+            if self.last is not None and self.last > value + self.FOLD_SLACK_MS:
+                value = second + millis
+        self.last = value
+        return value
 
-    def read_iso(self, value: Any) -> int:
-        """Epoch milliseconds of an ISO 8601 string or an epoch number (JSON lines)."""
+    def _convert(self, text: str) -> int | tuple[int, int]:
+        zone_name = None
+        datefmt = self.datefmt
+        if self._zone_name is not None:
+            match = self._zone_name.fullmatch(text)
+            if match is None:
+                raise ValueError(f"{text!r} does not match {datefmt!r}")
+            zone_name = match.group("zone")
+            start, end = match.span("zone")
+            text = text[:start] + text[end:]
+            datefmt = datefmt.replace("%Z", "", 1)
+        parsed = datetime.strptime(text, datefmt)
+        if parsed.tzinfo is not None:
+            return round(parsed.timestamp() * 1000)
+        first = parsed.replace(tzinfo=self.zone)
+        second = first.replace(fold=1)
+        first_ms = round(first.timestamp() * 1000)
+        second_ms = round(second.timestamp() * 1000)
+        if second_ms <= first_ms:
+            return first_ms  # an ordinary time, or one in a gap (offset before it)
+        if zone_name is not None and zone_name == second.tzname() != first.tzname():
+            return second_ms
+        if zone_name is not None and zone_name == first.tzname():
+            return first_ms
+        return (first_ms, second_ms)
+
+    def read_value(self, value: Any) -> int:
+        """Epoch ms of a JSON time: a string (``datefmt``, else ISO 8601) or epoch number."""
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            # Seconds, unless the figure is too large to be seconds.
-            return round(value if value > 1e11 else value * 1000)
+            # Seconds, unless the figure is too large to be seconds (ms, µs, ns).
+            magnitude = abs(value)
+            if magnitude > 1e17:
+                return round(value / 1e6)
+            if magnitude > 1e14:
+                return round(value / 1e3)
+            return round(value if magnitude > 1e11 else value * 1000)
         if not isinstance(value, str):
             raise ValueError(f"not a time: {value!r}")
+        if not self.default_asctime:
+            return self.read(value)
         cached = self._cache.get(value)
         if cached is None:
             text = value.replace(",", ".", 1) if "," in value else value
@@ -138,60 +251,190 @@ class TimeReader:
             if len(self._cache) > 4096:
                 self._cache.clear()
             self._cache[value] = cached
-        return cached
+        return cached  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
-class Parsed:
-    """What a record's first line says: its fields and, when written, its time."""
+# --------------------------------------------------------------------------- formats
 
-    fields: dict[str, Any]
-    timestamp: int | None
+
+class _Field:
+    """One placeholder of a format: its name, the pattern of its value, its padding."""
+
+    __slots__ = ("after", "before", "capture", "convert", "name", "pattern")
+
+    def __init__(self, name: str, pattern: str, convert: Converter | None) -> None:
+        self.name = name
+        self.pattern = pattern
+        self.convert = convert
+        self.capture = name.isidentifier()
+        self.before = ""  # padding written before the value (right-justified)
+        self.after = ""  # padding written after it (left-justified)
+
+    def pad(self, align: str, fill: str = " ") -> None:
+        padding = f"(?:{re.escape(fill)})*"
+        if align in "<^":
+            self.after = padding
+        if align in ">=^":
+            self.before = padding
+
+
+Token = str | _Field  # a literal text, or a placeholder
+
+
+def _attribute_field(name: str, kind: str | None) -> _Field:
+    """A placeholder for ``name`` written with conversion ``kind`` (None: plain str)."""
+    if kind in _NUMBERS:
+        pattern, convert = _NUMBERS[kind]
+        return _Field(name, pattern, convert)
+    if kind in ("r", "a"):
+        return _Field(name, r".*?", None)
+    if kind == "c":
+        return _Field(name, r".", None)
+    pattern, maybe_convert = _ATTRIBUTES.get(name, (r".*?", None))
+    return _Field(name, pattern, maybe_convert)
+
+
+def _percent_tokens(fmt: str) -> list[Token]:
+    tokens: list[Token] = []
+    position = 0
+    for match in _PERCENT_PLACEHOLDER.finditer(fmt):
+        tokens.append(fmt[position : match.start()])
+        position = match.end()
+        if match.group(0) == "%%":
+            tokens.append("%")
+            continue
+        kind = match.group("kind")
+        if kind == "%":
+            raise FormatError(f"{match.group(0)!r} is not a valid placeholder")
+        item = _attribute_field(match.group("name"), None if kind == "s" else kind)
+        if match.group("width"):
+            flags = match.group("flags")
+            if "-" in flags:
+                item.pad("<")
+            else:
+                item.pad(">", "0" if "0" in flags and kind in _NUMBERS else " ")
+        tokens.append(item)
+    tail = fmt[position:]
+    if "%(" in tail:
+        raise FormatError(f"cannot read the placeholder in {tail!r}")
+    tokens.append(tail)
+    return tokens
+
+
+def _brace_tokens(fmt: str) -> list[Token]:
+    tokens: list[Token] = []
+    try:
+        pieces = list(string.Formatter().parse(fmt))
+    except ValueError as exc:
+        raise FormatError(f"not a valid {{-style format: {exc}") from None
+    for literal, name, spec, conversion in pieces:
+        tokens.append(literal)
+        if name is None:
+            continue
+        if not name:
+            raise FormatError("a {}-placeholder needs a LogRecord attribute name")
+        found = _FORMAT_SPEC.fullmatch(spec or "")
+        if found is None or "{" in (spec or ""):
+            raise FormatError(f"cannot read back the format spec {spec!r} of {{{name}}}")
+        kind = found.group("kind")
+        if conversion in ("r", "a"):
+            kind = conversion
+        item = _attribute_field(name, None if kind in (None, "s") else kind)
+        if found.group("width"):
+            numeric = kind in _NUMBERS
+            align = found.group("align") or (">" if numeric else "<")
+            fill = found.group("fill") or ("0" if found.group("zero") and numeric else " ")
+            item.pad(align, fill)
+        tokens.append(item)
+    return tokens
+
+
+def _dollar_tokens(fmt: str) -> list[Token]:
+    tokens: list[Token] = []
+    position = 0
+    for match in string.Template.pattern.finditer(fmt):
+        tokens.append(fmt[position : match.start()])
+        position = match.end()
+        if match.group("escaped") is not None:
+            tokens.append("$")
+        elif match.group("invalid") is not None:
+            raise FormatError(f"a lone $ at position {match.start()}; write $$ for a dollar")
+        else:
+            tokens.append(_attribute_field(match.group("named") or match.group("braced"), None))
+    tokens.append(fmt[position:])
+    return tokens
+
+
+_TOKENIZERS = {"%": _percent_tokens, "{": _brace_tokens, "$": _dollar_tokens}
+
+
+def _show(item: _Field, style: str) -> str:
+    return {"%": f"%({item.name})s", "{": f"{{{item.name}}}", "$": f"${{{item.name}}}"}[style]
 
 
 class FormatParser:
     """Matches lines written by one logging format string."""
 
-    def __init__(self, fmt: str, datefmt: str | None, timezone: str) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        datefmt: str | None,
+        timezone: str,
+        style: str = "%",
+        types: dict[str, tuple[str, Converter | None]] | None = None,
+        need_message: bool = True,
+    ) -> None:
+        if style not in _TOKENIZERS:
+            raise FormatError(f"style {style!r}: expected %, {{ or $")
+        if datefmt is not None:
+            check_datefmt(datefmt)
         self.fmt = fmt
         self.times = TimeReader(datefmt, timezone)
-        self._converters: dict[str, Callable[[str], Any]] = {}
-        self._regex = re.compile(self._compile(fmt))
-        if "message" not in self._regex.groupindex:
-            raise FormatError("the format has no %(message)s")
+        tokens = _TOKENIZERS[style](fmt)
+        if types:
+            for item in tokens:
+                if isinstance(item, _Field) and item.name in types:
+                    item.pattern, item.convert = types[item.name]
+        self._converters: list[tuple[str, Converter]] = []
+        self._regex = re.compile(self._compile(tokens, style))
+        names = self._regex.groupindex
+        if need_message and "message" not in names:
+            raise FormatError(f"the format has no {_show(_Field('message', '', None), style)}")
+        self._has_time = "asctime" in names
+        self._has_created = "created" in names and not self._has_time
+        self._has_msecs = "msecs" in names and self._has_time and datefmt is not None
 
-    def _compile(self, fmt: str) -> str:
+    def _compile(self, tokens: list[Token], style: str) -> str:
         parts = []
-        position = 0
         seen: set[str] = set()
-        for match in _PLACEHOLDER.finditer(fmt):
-            parts.append(re.escape(fmt[position : match.start()]))
-            position = match.end()
-            if match.group(0) == "%%":
-                parts.append("%")
+        previous: _Field | None = None
+        for item in tokens:
+            if isinstance(item, str):
+                if item:
+                    parts.append(re.escape(item))
+                    previous = None
                 continue
-            name, kind = match.group("name"), match.group("kind")
-            if name == "asctime":
+            if previous is not None:
+                raise FormatError(
+                    f"{_show(previous, style)} and {_show(item, style)} touch, so where one "
+                    "ends cannot be told; put literal text (a space) between them"
+                )
+            previous = item
+            pattern = item.pattern
+            if item.name == "asctime":
                 pattern = datefmt_pattern(self.times.datefmt)
                 if self.times.default_asctime:
                     pattern += r",\d{3}"
-            elif kind in _NUMBER_PATTERNS:
-                pattern = _NUMBER_PATTERNS[kind]
-                self._converters[name] = _CONVERTERS[kind]
-            else:
-                pattern = _ATTRIBUTE_PATTERNS.get(name, r".*?")
-            if name in seen or not name.isidentifier():
+                item.convert = None
+            if not item.capture or item.name in seen:
                 # A repeated or oddly named placeholder is matched but not captured.
-                parts.append(f"(?:{pattern})")
+                parts.append(f"{item.before}(?:{pattern}){item.after}")
                 continue
-            seen.add(name)
-            group = f"(?P<{name}>{pattern})"
-            if match.group("width"):
-                # Padding: spaces after a left-justified value, before a right-justified one.
-                group = group + r"\s*" if "-" in match.group("flags") else r"\s*" + group
-            parts.append(group)
-        parts.append(re.escape(fmt[position:]))
-        if position == 0 and not parts[0]:
+            seen.add(item.name)
+            if item.convert is not None:
+                self._converters.append((item.name, item.convert))
+            parts.append(f"{item.before}(?P<{item.name}>{pattern}){item.after}")
+        if not seen and previous is None:
             raise FormatError("the format has no placeholders")
         return "".join(parts)
 
@@ -201,43 +444,114 @@ class FormatParser:
         if match is None:
             return None
         fields: dict[str, Any] = match.groupdict()
-        for name, convert in self._converters.items():
-            value = fields.get(name)
-            if value is not None:
-                try:
-                    fields[name] = convert(value)
-                except ValueError:
-                    pass
+        for name, convert in self._converters:
+            try:
+                fields[name] = convert(fields[name])
+            except ValueError:
+                pass  # kept as written ("None", "-")
         timestamp = None
-        asctime = fields.pop("asctime", None)
-        if asctime is not None:
+        if self._has_time:
+            asctime = fields.pop("asctime")
             try:
                 timestamp = self.times.read(asctime)
             except ValueError:
                 fields["asctime"] = asctime  # kept, so nothing written is lost
+                fields["time_unreadable"] = True
             else:
-                msecs = fields.get("msecs")
-                if not self.times.default_asctime and isinstance(msecs, (int, float)):
+                msecs = fields.get("msecs") if self._has_msecs else None
+                if isinstance(msecs, (int, float)):
                     timestamp += int(msecs)
+        elif self._has_created:
+            created = fields["created"]
+            if isinstance(created, float):
+                timestamp = round(created * 1000)
         message = fields.get("message")
         if message and message[0] == "{":
             try:
                 fields["message"] = msgspec.json.decode(message)
             except msgspec.DecodeError:
                 pass
-        return Parsed(fields, timestamp)
+        return fields, timestamp
 
+
+# --------------------------------------------------------------------------- presets
+
+_STATUS: tuple[str, Converter | None] = (r"\d{3}", int)
+_SECONDS: tuple[str, Converter | None] = (r"\d+(?:\.\d+)?", float)
+_BYTES: tuple[str, Converter | None] = (r"\d+|-", int)
+
+
+class Preset:
+    """A known line format: its format string and the types of its own fields."""
+
+    def __init__(
+        self, fmt: str, datefmt: str | None, types: dict[str, tuple[str, Converter | None]]
+    ) -> None:
+        self.fmt = fmt
+        self.datefmt = datefmt
+        self.types = types
+
+
+PRESETS = {
+    # An access log line with request id and duration, as apps configure uvicorn's or
+    # gunicorn's access logger to write it.
+    "uvicorn_access": Preset(
+        "[%(asctime)s] %(request_id)s %(status_code)s %(request_time)ss %(client_addr)s"
+        ' - "%(request_line)s"',
+        None,
+        {
+            "request_id": (r"\S+", None),
+            "status_code": _STATUS,
+            "request_time": _SECONDS,
+            "client_addr": (r"\S+", None),
+            "request_line": (r".*", None),
+        },
+    ),
+    # uvicorn's default access line (colours off): "INFO:     1.2.3.4:5 - "GET / HTTP/1.1" 200"
+    "uvicorn": Preset(
+        '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+        None,
+        {
+            "levelprefix": (r"[A-Z]+:\s*", str.strip),
+            "client_addr": (r"\S+", None),
+            "request_line": (r".*", None),
+            "status_code": (r"\d{3}(?: .*)?", lambda s: int(s[:3])),
+        },
+    ),
+    # gunicorn's default access_log_format:
+    # '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+    "gunicorn_access": Preset(
+        '%(client_addr)s %(ident)s %(user)s [%(asctime)s] "%(request_line)s" '
+        '%(status_code)s %(response_bytes)s "%(referer)s" "%(user_agent)s"',
+        "%d/%b/%Y:%H:%M:%S %z",
+        {
+            "client_addr": (r"\S+", None),
+            "ident": (r"\S+", None),
+            "user": (r"\S+", None),
+            "request_line": (r".*?", None),
+            "status_code": _STATUS,
+            "response_bytes": _BYTES,
+            "referer": (r".*?", None),
+            "user_agent": (r".*", None),
+        },
+    ),
+}
+
+
+# --------------------------------------------------------------------------- JSON lines
 
 # Keys JSON loggers write the time under, in the order they are looked for.
-JSON_TIME_KEYS = ("timestamp", "time", "@timestamp", "ts", "asctime")
+JSON_TIME_KEYS = ("timestamp", "time", "@timestamp", "ts", "asctime", "created")
 
 
 class JsonParser:
     """Matches JSON-object lines (python-json-logger, structlog's JSONRenderer)."""
 
-    def __init__(self, timezone: str, time_keys: tuple[str, ...] = JSON_TIME_KEYS) -> None:
-        self.times = TimeReader(None, timezone)
-        self.time_keys = time_keys
+    def __init__(
+        self, timezone: str, time_key: str | None = None, datefmt: str | None = None
+    ) -> None:
+        self.times = TimeReader(datefmt, timezone)
+        self.time_keys = (time_key,) if time_key else JSON_TIME_KEYS
 
     def parse(self, line: str) -> Parsed | None:
         if not line.startswith("{"):
@@ -248,22 +562,32 @@ class JsonParser:
             return None
         if not isinstance(fields, dict):
             return None
-        timestamp = None
         for key in self.time_keys:
             if key in fields:
                 try:
-                    timestamp = self.times.read_iso(fields[key])
+                    return fields, self.times.read_value(fields[key])
                 except (ValueError, OverflowError):
-                    continue
-                break
-        return Parsed(fields, timestamp)
+                    fields["time_unreadable"] = True
+                    break
+        return fields, None
 
 
 Parser = FormatParser | JsonParser
 
 
-def build_parser(fmt: str, datefmt: str | None, timezone: str) -> Parser:
-    """The parser for a source's ``format`` (``json`` or a logging format string)."""
+def build_parser(
+    fmt: str,
+    datefmt: str | None,
+    timezone: str,
+    style: str = "%",
+    time_key: str | None = None,
+) -> Parser:
+    """The parser for a source's ``format``: ``json``, a preset name, or a format string."""
     if fmt == "json":
-        return JsonParser(timezone)
-    return FormatParser(fmt, datefmt, timezone)
+        return JsonParser(timezone, time_key, datefmt)
+    preset = PRESETS.get(fmt)
+    if preset is not None:
+        return FormatParser(
+            preset.fmt, datefmt or preset.datefmt, timezone, "%", preset.types, False
+        )
+    return FormatParser(fmt, datefmt, timezone, style)

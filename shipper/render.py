@@ -2,8 +2,12 @@
 
 JSON output (the default) gives CloudWatch Logs Insights fields to filter on:
 ``level``, ``message`` (the object itself when the message was JSON), the format's
-other fields, ``category``, and ``exception`` for a traceback.  Raw output keeps the
-written text.  Either way the final text is masked in one pass.
+other fields, ``category``, ``exception`` for a traceback, and ``time_unreadable``
+when the written time could not be read (the event then carries the previous
+record's time, or the read time; it is counted in ``shipper_parse_fallbacks``).
+Raw output keeps the written text.  Either way key rules redact values under
+sensitive keys first (on the structure for JSON output), then the final text is
+masked in one pass.
 
 An event may hold at most 1,048,576 bytes with its 26 bytes of overhead.  Lines
 longer than the source's ``max_line_bytes`` arrive here already cut into parts,
@@ -17,6 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from shipper import telemetry
 from shipper.mask import Masker
 from shipper.records import EVENT_OVERHEAD, Event, Position, Record
 
@@ -48,12 +53,22 @@ class Renderer:
 
     def event(self, record: Record, position: Position) -> Event | None:
         """The event for ``record``; None when it carries nothing (an empty raw line)."""
+        masker = self.masker
+        fields = record.fields
+        if fields is not None and "time_unreadable" in fields:
+            telemetry.time_unreadable(self.category, position.path, record.end, record.text[:200])
         if self.output == "raw":
-            message = self.masker.mask(self._raw_text(record))
+            message = masker.mask(masker.redact_key_text(self._raw_text(record)))
             if not message:
                 return None
         else:
-            message = self.masker.mask(_encode(self._document(record)).decode())
+            document = self._document(record)
+            message = _encode(document).decode()
+            if masker.mentions_key(message):
+                # Key rules need the structure: redact under sensitive keys, encode again.
+                masker.redact_keys(document)
+                message = _encode(document).decode()
+            message = masker.mask(message)
         size = utf8_len(message)
         if size > MAX_MESSAGE_BYTES:
             message = self._truncate(record, size)
@@ -83,8 +98,6 @@ class Renderer:
         document.setdefault("category", self.category)
         if record.extra:
             document["exception"] = "\n".join(record.extra)
-        if not record.time_known and fields is not None and "asctime" in fields:
-            document["time_unreadable"] = True
         if record.part:
             document["part"] = record.part
             document["continued"] = not record.last_part
@@ -92,7 +105,7 @@ class Renderer:
 
     def _truncate(self, record: Record, size: int) -> str:
         """A smaller message for a record too large to be one event, saying so."""
-        text = self.masker.mask(self._raw_text(record))
+        text = self.masker.mask(self.masker.redact_key_text(self._raw_text(record)))
         # Leave room for the JSON wrapping and escapes; cut on a character boundary.
         budget = MAX_MESSAGE_BYTES // 2
         cut = text.encode("utf-8", "surrogatepass")[:budget].decode("utf-8", "ignore")
