@@ -16,8 +16,9 @@ ipv4        ``192.168.10.23``                      ``192.168.10.*``
 ipv6        ``2001:db8:85a3::8a2e:370:7334``       ``2001:db8:85a3::*`` (the /48)
 phone       ``+82 10-1234-5678``, ``(555) 123-     every digit but the last two
             4567``, ``010-1234-5678``              as ``*``
-card        13-19 digits from 2-6 that pass the    every digit but the last four
-            Luhn check (order ids mostly fail it)  as ``*``
+card        13-19 digits from 2-6 (contiguous or   every digit but the last four
+            grouped) that pass the Luhn check      as ``*``
+            (order ids mostly fail it)
 jwt         ``eyJ….eyJ….sig``                      the header, then ``.*.*``
 bearer      ``Bearer <token of 16+ chars>``        ``Bearer abcd***``
 aws_key     ``AKIA…``/``ASIA…`` access key ids     ``AKIA************MPLE``
@@ -85,7 +86,12 @@ PHONE = re.compile(
     r"|\d{3}[.-]\d{3}[.-]\d{4}"  # 555-123-4567
     r")(?![\w*])"
 )
-CARD = re.compile(r"(?<![\w*-])[2-6](?:[ -]?\d){12,18}(?![\w*])")
+# Card numbers as written: contiguous, in groups of four, or Amex's 4-6-5.
+CARD = re.compile(
+    r"(?<![\w*.-])(?:[2-6]\d{12,18}"
+    r"|[2-6]\d{3}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,7}"
+    r"|3\d{3}(?P<amex>[ -])\d{6}(?P=amex)\d{5})(?![\w*])"
+)
 JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 BEARER = re.compile(
     r"\b(?P<scheme>[Bb]earer|BEARER)\s+(?P<token>[A-Za-z0-9._~+/-]{16,}=*)(?![\w*~+/=.-])"

@@ -333,6 +333,8 @@ def _brace_tokens(fmt: str) -> list[Token]:
             continue
         if not name:
             raise FormatError("a {}-placeholder needs a LogRecord attribute name")
+        if conversion not in (None, "r", "s", "a"):
+            raise FormatError(f"{{{name}!{conversion}}} is not a valid conversion (!r, !s, !a)")
         found = _FORMAT_SPEC.fullmatch(spec or "")
         if found is None or "{" in (spec or ""):
             raise FormatError(f"cannot read back the format spec {spec!r} of {{{name}}}")
