@@ -1,0 +1,204 @@
+"""Multi-line records: every traceback shape Python writes joins the record that
+logged it (issue 5 §3; SPEC §6 "a traceback belongs to its record").
+
+The tracebacks are raised here and written by ``logger.exception``; the expected
+records are what ``logging`` formatted for each call.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+import pytest
+
+from shipper.multiline import Assembler
+from shipper.parse import build_parser
+from shipper.records import Record
+from tests.support.logging_output import write_logs
+
+APP_FORMAT = "[%(levelname)s] %(asctime)s %(filename)s:%(lineno)d %(message)s"
+# The worst case: every line matches the format, only shape tells tracebacks apart.
+MESSAGE_ONLY = "%(message)s"
+
+
+def _lookup(table: dict[str, int], key: str) -> int:
+    return table[key] + 0  # the + 0 makes 3.11 underline the subscript with ^^^^
+
+
+def _divide(a: int, b: int) -> float:
+    return a / b
+
+
+def plain(log: logging.Logger) -> None:
+    try:
+        _divide(1, 0)
+    except ZeroDivisionError:
+        log.exception("division failed for user 7")
+
+
+def carets(log: logging.Logger) -> None:
+    try:
+        _lookup({"a": 1}, "b")
+    except KeyError:
+        log.exception("lookup failed")
+
+
+def chained_cause(log: logging.Logger) -> None:
+    try:
+        try:
+            _lookup({}, "x")
+        except KeyError as exc:
+            raise ValueError("bad config") from exc
+    except ValueError:
+        log.exception("config")
+
+
+def chained_context(log: logging.Logger) -> None:
+    try:
+        try:
+            _divide(1, 0)
+        except ZeroDivisionError:
+            _lookup({}, "while handling")
+    except KeyError:
+        log.exception("cleanup failed")
+
+
+def exception_group(log: logging.Logger) -> None:
+    try:
+        raise ExceptionGroup(
+            "batch", [ValueError("a"), ExceptionGroup("inner", [TypeError("b"), KeyError("c")])]
+        )
+    except ExceptionGroup:
+        log.exception("batch failed")
+
+
+def syntax_error(log: logging.Logger) -> None:
+    try:
+        compile("x = (1 +\n", "<config>", "exec")
+    except SyntaxError:
+        log.exception("bad expression")
+
+
+def stack_info(log: logging.Logger) -> None:
+    log.warning("slow path taken", stack_info=True)
+
+
+def multiline_message(log: logging.Logger) -> None:
+    try:
+        raise RuntimeError("first line\nsecond line of the message")
+    except RuntimeError:
+        log.exception("odd error")
+
+
+def with_note(log: logging.Logger) -> None:
+    try:
+        try:
+            _divide(1, 0)
+        except ZeroDivisionError as exc:
+            exc.add_note("while computing the ratio")
+            raise
+    except ZeroDivisionError:
+        log.exception("ratio")
+
+
+SHAPES: dict[str, Callable[[logging.Logger], None]] = {
+    "plain": plain,
+    "caret-markers": carets,
+    "chained-cause": chained_cause,
+    "chained-context": chained_context,
+    "exception-group": exception_group,
+    "syntax-error": syntax_error,
+    "stack-info": stack_info,
+    "multiline-exception-message": multiline_message,
+    "exception-note": with_note,
+}
+# Shapes whose extra lines are unindented text: only a format tells them apart.
+NEED_FORMAT = {"multiline-exception-message", "exception-note"}
+
+
+def around(shape: Callable[[logging.Logger], None]) -> Callable[[logging.Logger], None]:
+    def calls(log: logging.Logger) -> None:
+        log.info("before")
+        shape(log)
+        shape(log)
+        log.info("after")
+
+    return calls
+
+
+def assemble(lines: list[str], fmt: str, **options: object) -> list[Record]:
+    assembler = Assembler(build_parser(fmt, None, "UTC"), **options)  # type: ignore[arg-type]
+    records = assembler.feed([(line, n) for n, line in enumerate(lines)], 0)
+    last = assembler.flush()
+    return records + ([last] if last else [])
+
+
+def as_texts(records: list[Record]) -> list[str]:
+    return ["\n".join([r.text, *r.extra]) for r in records]
+
+
+class TestTracebackShapes:
+    @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+    def test_each_traceback_joins_its_record(self, shape: Callable[[logging.Logger], None]) -> None:
+        """One record per logging call; the traceback is the record's extra lines."""
+        written = write_logs(logging.Formatter(APP_FORMAT), around(shape))
+        assert len(written.parts) == 4
+        assert as_texts(assemble(written.lines, APP_FORMAT, max_lines=1000)) == written.parts
+
+    @pytest.mark.parametrize(
+        "shape",
+        [s for n, s in SHAPES.items() if n not in NEED_FORMAT],
+        ids=[n for n in SHAPES if n not in NEED_FORMAT],
+    )
+    def test_shapes_are_recognised_when_every_line_matches_the_format(
+        self, shape: Callable[[logging.Logger], None]
+    ) -> None:
+        """With ``%(message)s`` every line parses; the traceback's shape still keeps it whole."""
+        written = write_logs(logging.Formatter(MESSAGE_ONLY), around(shape))
+        assert as_texts(assemble(written.lines, MESSAGE_ONLY, max_lines=1000)) == written.parts
+
+    def test_the_shapes_really_are_there(self) -> None:
+        """The generated output has the markers the cases are named for (Python 3.11+)."""
+        text = {n: write_logs(logging.Formatter(APP_FORMAT), s).text for n, s in SHAPES.items()}
+        assert re.search(r"^\s+~*\^+\s*$", text["caret-markers"], re.MULTILINE)
+        assert "The above exception was the direct cause" in text["chained-cause"]
+        assert "During handling of the above exception" in text["chained-context"]
+        assert "+-+----" in text["exception-group"]
+        assert re.search(r"^\s+\^$", text["syntax-error"], re.MULTILINE)
+        assert "Stack (most recent call last):" in text["stack-info"]
+
+
+class TestLimits:
+    def test_max_lines_splits_but_loses_nothing(self) -> None:
+        """A record reaching max_lines is complete; the following lines go on as records."""
+        written = write_logs(logging.Formatter(APP_FORMAT), around(chained_context))
+        records = assemble(written.lines, APP_FORMAT, max_lines=5)
+        assert all(len(r.extra) + 1 <= 5 for r in records)
+        assert "\n".join(as_texts(records)) == "\n".join(written.lines)
+
+    def test_max_bytes_splits_but_loses_nothing(self) -> None:
+        written = write_logs(logging.Formatter(APP_FORMAT), around(exception_group))
+        records = assemble(written.lines, APP_FORMAT, max_lines=1000, max_bytes=200)
+        assert len(records) > 4
+        assert all(len(t.encode()) <= 200 + 200 for t in as_texts(records))
+        assert "\n".join(as_texts(records)) == "\n".join(written.lines)
+
+
+class TestStartPattern:
+    def test_a_start_pattern_decides_where_records_begin(self) -> None:
+        """multiline_start: indented SQL continuation lines join their record even though
+        ``%(message)s`` matches them."""
+
+        def calls(log: logging.Logger) -> None:
+            log.info("query:\n  SELECT *\n  FROM users\n  WHERE id = 1")
+            log.info("next")
+
+        written = write_logs(logging.Formatter(MESSAGE_ONLY), calls)
+        parser = build_parser(MESSAGE_ONLY, None, "UTC")
+        assembler = Assembler(parser, 100, start=re.compile(r"\S"))
+        records = assembler.feed([(line, n) for n, line in enumerate(written.lines)], 0)
+        records.append(assembler.flush())  # type: ignore[arg-type]
+        assert as_texts(records) == written.parts
+        assert records[0].fields == {"message": "query:"}
