@@ -315,6 +315,9 @@ class Masker:
 
 
 def _is_ipv6(text: str) -> bool:
+    # Words of hex letters only (a::b, dead::beef) are names far more often than addresses.
+    if not any(char.isdigit() for char in text):
+        return False
     try:
         ipaddress.IPv6Address(text)
     except ValueError:

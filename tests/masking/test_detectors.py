@@ -1,0 +1,174 @@
+"""Detectors, each with its strategies; custom rules; keyed hashes (issue 5 §6, §8;
+SPEC §3.4: no personal data leaves in a form the masking rules cover)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from shipper.config import MASK_DETECTORS, MaskingConfig, MaskRule
+from shipper.mask import Masker, luhn_valid, masker_for
+
+KEY = "test-key"
+
+# detector, text found in a log line, its partial form
+SAMPLES = [
+    ("email", "someone@example.com", "**meon*@example.com"),
+    ("ipv4", "192.168.10.23", "192.168.10.*"),
+    ("ipv6", "2001:db8:85a3::8a2e:370:7334", "2001:db8:85a3::*"),
+    ("phone", "+82 10-1234-5678", "+** **-****-**78"),
+    ("phone", "(555) 123-4567", "(***) ***-**67"),
+    ("phone", "010-1234-5678", "***-****-**78"),
+    ("card", "4111 1111 1111 1111", "**** **** **** 1111"),
+    ("card", "5500-0000-0000-0004", "****-****-****-0004"),
+    ("card", "378282246310005", "***********0005"),
+    (
+        "jwt",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "eyJhbGciOiJIUzI1NiJ9.*.*",
+    ),
+    ("bearer", "Bearer abcdefghijklmnop0123456789", "Bearer abcd***"),
+    ("aws_key", "AKIAIOSFODNN7EXAMPLE", "AKIA************MPLE"),
+]
+IDS = [f"{d}-{n}" for n, (d, _, _) in enumerate(SAMPLES)]
+
+
+def only(detector: str, strategy: str) -> Masker:
+    """A masker with just one detector on."""
+    email = strategy if detector == "email" else "off"
+    return Masker(email, KEY, detectors={detector: strategy})  # type: ignore[arg-type, dict-item]
+
+
+def line(found: str) -> str:
+    return f'2024-01-01 INFO login from {found}, retrying; {{"value": "{found}"}}'
+
+
+class TestStrategies:
+    @pytest.mark.parametrize(("detector", "found", "partial"), SAMPLES, ids=IDS)
+    def test_partial(self, detector: str, found: str, partial: str) -> None:
+        assert only(detector, "partial").mask(line(found)) == line(partial)
+
+    @pytest.mark.parametrize(("detector", "found", "partial"), SAMPLES, ids=IDS)
+    def test_redact(self, detector: str, found: str, partial: str) -> None:
+        expected = f"Bearer <{detector}>" if detector == "bearer" else f"<{detector}>"
+        assert only(detector, "redact").mask(line(found)) == line(expected)
+
+    @pytest.mark.parametrize(("detector", "found", "partial"), SAMPLES, ids=IDS)
+    def test_hash_is_keyed_and_stable(self, detector: str, found: str, partial: str) -> None:
+        """Same key: the same token every time; another key: another token."""
+        first = only(detector, "hash").mask(line(found))
+        assert found not in first
+        assert first == only(detector, "hash").mask(line(found))
+        other = Masker(
+            "hash" if detector == "email" else "off",
+            "another-key",
+            detectors={detector: "hash"},  # type: ignore[dict-item]
+        )
+        assert other.mask(line(found)) != first
+
+    @pytest.mark.parametrize(("detector", "found", "partial"), SAMPLES, ids=IDS)
+    def test_off_leaves_it(self, detector: str, found: str, partial: str) -> None:
+        masker = Masker("off") if detector == "email" else only("email", "partial")
+        assert masker.mask(line(found)) == line(found)
+
+    @pytest.mark.parametrize(("detector", "found", "partial"), SAMPLES, ids=IDS)
+    @pytest.mark.parametrize("strategy", ["partial", "redact", "hash"])
+    def test_masking_twice_changes_nothing_more(
+        self, detector: str, found: str, partial: str, strategy: str
+    ) -> None:
+        masker = only(detector, strategy)
+        once = masker.mask(line(found))
+        assert masker.mask(once) == once
+
+    @pytest.mark.parametrize(("detector", "found", "partial"), SAMPLES, ids=IDS)
+    def test_json_stays_valid(self, detector: str, found: str, partial: str) -> None:
+        text = json.dumps({"msg": f"from {found}", "nested": [found, {"k": f'"{found}"'}]})
+        for strategy in ("partial", "redact", "hash"):
+            masked = only(detector, strategy).mask(text)
+            assert found not in masked
+            json.loads(masked)
+
+
+class TestNoFalseAlarms:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "order 4111111111111112 shipped",  # 16 digits failing the Luhn check
+            "epoch 1700000000123 ms",
+            "took 12:34:56 at 2024-01-01T10:00:00+09:00",
+            "std::vector<int> and a::b",
+            "mac 00:1a:2b:3c:4d:5e",
+            "version 1.2.3 and 1.2.3.4.5",
+            "@app.route('/x') and user@localhost",
+            "Bearer token missing",
+            "id 2024-000123-45",
+        ],
+    )
+    def test_lookalikes_are_kept(self, text: str) -> None:
+        masker = Masker("partial", KEY, detectors=dict.fromkeys(MASK_DETECTORS, "partial"))  # type: ignore[arg-type]
+        assert masker.mask(text) == text
+
+    def test_luhn(self) -> None:
+        assert luhn_valid("4111111111111111")
+        assert not luhn_valid("4111111111111112")
+
+
+class TestCustomRules:
+    def test_named_rule_with_replacement_and_hash(self) -> None:
+        masker = Masker(
+            "off",
+            KEY,
+            rules=[
+                ("order_secret", r"osk_[A-Za-z0-9]+", "redact", "<order-secret>"),
+                ("employee", r"EMP-\d{6}", "hash", None),
+            ],
+        )
+        masked = masker.mask("paid with osk_Zx81 by EMP-004211")
+        assert masked.startswith("paid with <order-secret> by <employee:")
+        assert "EMP-004211" not in masked
+
+    def test_a_greedy_rule_cannot_break_json(self) -> None:
+        """A match is cut before JSON's quotes and backslashes."""
+        masker = Masker("off", rules=[("secret", r"secret=\S+", "redact", None)])
+        text = json.dumps({"q": "a secret=hunter2", "r": 'x secret=a"b'})
+        masked = masker.mask(text)
+        decoded = json.loads(masked)
+        assert decoded["q"] == "a <secret>"
+        assert "hunter2" not in masked
+
+
+class TestConfigured:
+    def test_every_detector_is_a_masking_key(self) -> None:
+        config = MaskingConfig(**dict.fromkeys(MASK_DETECTORS, "redact"))  # type: ignore[arg-type]
+        masker = masker_for(config, env={})
+        for detector, found, _ in SAMPLES:
+            assert found not in masker.mask(line(found)), detector
+
+    def test_hash_is_stable_across_restarts(self, tmp_path) -> None:
+        """Two processes with the same $SHIPPER_HASH_KEY write the same token."""
+        program = (
+            "from shipper.config import MaskingConfig\n"
+            "from shipper.mask import masker_for\n"
+            "print(masker_for(MaskingConfig(email='hash')).mask('to Someone@Example.com'))\n"
+        )
+        env = {**os.environ, "SHIPPER_HASH_KEY": "k1"}
+        runs = [
+            subprocess.run(
+                [sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True
+            ).stdout
+            for _ in range(2)
+        ]
+        assert runs[0] == runs[1]
+        assert runs[0].startswith("to <email:")
+        assert (
+            runs[0]
+            == f"{masker_for(MaskingConfig(email='hash'), env={'SHIPPER_HASH_KEY': 'k1'}).mask('to someone@example.com')}\n"
+        )
+
+    def test_rules_from_config(self) -> None:
+        config = MaskingConfig(rules=[MaskRule("ticket", r"TCK-\d+")])
+        assert masker_for(config, env={}).mask("see TCK-991") == "see <ticket>"
