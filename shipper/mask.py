@@ -59,27 +59,38 @@ Replace = Callable[[re.Match[str]], str]
 
 REDACTED = "<redacted>"
 
+# Detectors that may not start inside a word may still start right after a JSON
+# escape (``\n``, ``\t``…); a local part never starts inside one (``\n``, ``\u00e9``),
+# so a replacement never splits an escape.
+_AFTER_ESCAPE = r"(?<=\\[nrtbf])"
+_NOT_IN_ESCAPE = (
+    r"(?<!\\)(?<!\\u)(?<!\\u[0-9A-Fa-f])(?<!\\u[0-9A-Fa-f]{2})(?<!\\u[0-9A-Fa-f]{3})"
+)
+
 # The local part: the characters apps put in addresses, never a quote, backslash or
 # ``*`` (so JSON stays valid and a partial mask is not masked again), nor the
-# delimiters of URLs and key=value text (``= ? & / ' |``); or a quoted
-# local part, JSON-escaped or not.  The domain needs a dot and a TLD of two or more
-# letters.  ``%40`` is the URL-encoded ``@``.
+# delimiters of URLs and key=value text (``= ? & / ' |``); or a quoted local part,
+# JSON-escaped or not.  The domain needs a dot and a TLD of two or more letters.
+# ``%40`` is the URL-encoded ``@``.
 EMAIL = re.compile(
-    r"(?:(?P<local>[A-Za-z0-9!#$%+^_~-]+(?:\.[A-Za-z0-9!#$%+^_~-]+)*)"
+    r"(?:" + _NOT_IN_ESCAPE + r"(?P<local>[A-Za-z0-9!#$%+^_~-]+(?:\.[A-Za-z0-9!#$%+^_~-]+)*)"
     r"|\\?\"(?P<quoted>[^\"\\\r\n]{1,64})\\?\")"
     r"(?:@|%40)"
     r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
     r"(?![A-Za-z0-9-])"
 )
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-IPV4 = re.compile(rf"(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\w|\.\d)")
+IPV4 = re.compile(
+    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w.]))" + rf"(?:{_OCTET}\.){{3}}{_OCTET}" + r"(?!\w|\.\d)"
+)
 # Candidates only: each is confirmed by the ipaddress module.
 IPV6 = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
+    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w:.]))"
+    r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
     r"(?![\w:*])"
 )
 PHONE = re.compile(
-    r"(?<![\w+*])(?:"
+    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w+*]))(?:"
     r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,3}"  # +82 10-1234-5678
     r"|\(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"  # (555) 123-4567
     r"|0\d{1,2}[ .-]\d{3,4}[ .-]\d{4}"  # 010-1234-5678
@@ -88,13 +99,17 @@ PHONE = re.compile(
 )
 # Card numbers as written: contiguous, in groups of four, or Amex's 4-6-5.
 CARD = re.compile(
-    r"(?<![\w*.-])(?:[2-6]\d{12,18}"
+    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w*.-]))(?:[2-6]\d{12,18}"
     r"|[2-6]\d{3}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,7}"
     r"|3\d{3}(?P<amex>[ -])\d{6}(?P=amex)\d{5})(?![\w*])"
 )
-JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+JWT = re.compile(
+    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w-]))"
+    r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+)
 BEARER = re.compile(
-    r"\b(?P<scheme>[Bb]earer|BEARER)\s+(?P<token>[A-Za-z0-9._~+/-]{16,}=*)(?![\w*~+/=.-])"
+    r"(?:" + _AFTER_ESCAPE + r"|\b)(?P<scheme>[Bb]earer|BEARER)\s+"
+    r"(?P<token>[A-Za-z0-9._~+/-]{16,}=*)(?![\w*~+/=.-])"
 )
 AWS_KEY = re.compile(
     r"(?<![A-Z0-9])A(?:KI|SI|ID|RO|GP|NP|NV|IP|PK|BI|CC|SC)A[A-Z0-9]{16}(?![A-Z0-9])"

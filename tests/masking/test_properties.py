@@ -1,0 +1,145 @@
+"""Property tests of e-mail masking (issue 5 "How the tests must show it"; SPEC §3.4).
+
+Addresses are generated in the RFC 5322 shapes real apps log — dotted and plus-tagged
+local parts, subdomains, quoted local parts, quotes and punctuation around them,
+JSON-escaped, URL-encoded (``%40``) — and embedded in random text and JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shipper.config import MASK_DETECTORS
+from shipper.mask import Masker
+
+KEY = "property-key"
+STRATEGIES = ("partial", "redact", "hash")
+
+_atom = st.text(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", min_size=1, max_size=10
+)
+_label = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+_tld = st.from_regex(r"[a-z]{2,6}", fullmatch=True)
+
+
+@st.composite
+def addresses(draw: st.DrawFn) -> str:
+    """One address: dotted atoms, maybe a +tag, maybe quoted; subdomains; any case."""
+    if draw(st.integers(0, 9)) == 0:
+        local = '"' + draw(st.from_regex(r"[a-z][a-z .]{1,14}[a-z]", fullmatch=True)) + '"'
+    else:
+        local = ".".join(draw(st.lists(_atom, min_size=1, max_size=3)))
+        if draw(st.booleans()):
+            local += "+" + draw(_atom)
+    domain = ".".join([*draw(st.lists(_label, min_size=1, max_size=3)), draw(_tld)])
+    address = f"{local}@{domain}"
+    return address.upper() if draw(st.integers(0, 5)) == 0 else address
+
+
+# What stands right before and after an address in real lines.
+_BEFORE = st.sampled_from(
+    ["", " ", "\n", "\t", "(", "<", "[", "'", '"', ":", "=", ",", "mailto:", "|", "/"]
+)
+_AFTER = st.sampled_from(
+    ["", " ", "\n", ")", ">", "]", "'", '"', ",", ".", ";", ":", "!", "?", "|", "&x=1"]
+)
+_noise = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="@%"), max_size=40
+)
+
+
+@st.composite
+def embedded(draw: st.DrawFn) -> tuple[str, str]:
+    """(text, address): an address in random text, with adjacent punctuation."""
+    address = draw(addresses())
+    text = draw(_noise) + " " + draw(_BEFORE) + address + draw(_AFTER) + " " + draw(_noise)
+    return text, address
+
+
+def maskers() -> st.SearchStrategy[Masker]:
+    return st.sampled_from(STRATEGIES).map(lambda s: Masker(s, KEY))  # type: ignore[arg-type]
+
+
+def survives(address: str, masked: str) -> bool:
+    """Whether the address can still be read in the masked text, in any written form."""
+    forms = {address, address.lower(), address.replace('"', '\\"')}
+    plain = urllib.parse.unquote(masked)
+    return any(form in masked or form in plain for form in forms)
+
+
+class TestAddressesNeverSurvive:
+    @settings(max_examples=300, deadline=None)
+    @given(embedded(), maskers())
+    def test_in_random_text(self, case: tuple[str, str], masker: Masker) -> None:
+        text, address = case
+        assert not survives(address, masker.mask(text))
+
+    @settings(max_examples=200, deadline=None)
+    @given(embedded(), maskers())
+    def test_in_json_which_stays_valid(self, case: tuple[str, str], masker: Masker) -> None:
+        text, address = case
+        document = json.dumps({"msg": text, "client": {"email": address, "list": [address]}})
+        masked = masker.mask(document)
+        decoded = json.loads(masked)
+        assert not survives(address, masked)
+        assert not survives(address, json.dumps(decoded, ensure_ascii=False))
+
+    @settings(max_examples=200, deadline=None)
+    @given(embedded(), maskers())
+    def test_json_escaped_twice(self, case: tuple[str, str], masker: Masker) -> None:
+        """A JSON message that was itself JSON-encoded into a string (escaped quotes)."""
+        text, address = case
+        inner = json.dumps({"errorDetail": text, "to": address})
+        masked = masker.mask(json.dumps({"message": inner}))
+        assert not survives(address, masked)
+        json.loads(json.loads(masked)["message"])
+
+    @settings(max_examples=200, deadline=None)
+    @given(embedded(), maskers())
+    def test_url_encoded(self, case: tuple[str, str], masker: Masker) -> None:
+        """?email=someone%40example.com (and %2B for plus tags)."""
+        _, address = case
+        url = "GET /v1/users?email=" + urllib.parse.quote(address, safe="") + "&page=2"
+        assert not survives(address, masker.mask(url))
+
+
+class TestIdempotent:
+    @settings(max_examples=200, deadline=None)
+    @given(embedded(), maskers())
+    def test_masking_twice_is_masking_once(self, case: tuple[str, str], masker: Masker) -> None:
+        once = masker.mask(case[0])
+        assert masker.mask(once) == once
+
+    @settings(max_examples=100, deadline=None)
+    @given(embedded(), st.sampled_from(STRATEGIES))
+    def test_with_every_detector_on(self, case: tuple[str, str], strategy: str) -> None:
+        masker = Masker(strategy, KEY, detectors=dict.fromkeys(MASK_DETECTORS, strategy))  # type: ignore[arg-type]
+        once = masker.mask(case[0])
+        assert masker.mask(once) == once
+
+
+# Text without personal data: words, small numbers, times, versions, decorators,
+# @mentions, hosts without a dot, punctuation.
+_word = st.from_regex(r"[A-Za-z][a-z]{0,11}", fullmatch=True)
+_token = st.one_of(
+    _word,
+    st.integers(0, 999_999).map(str),
+    st.from_regex(r"[01]\d:[0-5]\d:[0-5]\d", fullmatch=True),
+    st.from_regex(r"v?\d\.\d{1,2}\.\d{1,2}", fullmatch=True),
+    _word.map(lambda w: "@" + w),
+    _word.map(lambda w: f"{w.lower()}@localhost"),
+    st.sampled_from([".", ",", ";", "-", "(", ")", "{", "}", '"', "=", "/", "::", "->"]),
+)
+clean_text = st.lists(_token, max_size=30).map(" ".join)
+
+
+class TestTextWithoutPersonalData:
+    @settings(max_examples=300, deadline=None)
+    @given(clean_text, st.sampled_from(STRATEGIES))
+    def test_is_unchanged(self, text: str, strategy: str) -> None:
+        masker = Masker(strategy, KEY, detectors=dict.fromkeys(MASK_DETECTORS, strategy))  # type: ignore[arg-type]
+        assert masker.mask(text) == text
