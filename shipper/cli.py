@@ -46,8 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         loaded = config.load(path)
     except config.ConfigError as exc:
-        print(f"shipper: {exc}", file=sys.stderr)
+        print(logs.mask(f"shipper: {exc}"), file=sys.stderr)
         return EXIT_CONFIG
+    from shipper.mask import masker_for
+
+    logs.set_masker(masker_for(loaded.masking))
     try:
         if args.command == "run":
             logs.configure(loaded.log_level, stream=sys.stdout)
@@ -65,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = {s.category for s in loaded.sources}
         if args.source is not None and args.source not in names:
             print(
-                f"shipper: --source: {args.source!r} is not a category of {path}; "
-                f"expected one of {', '.join(sorted(names))}",
+                logs.mask(
+                    f"shipper: --source: {args.source!r} is not a category of {path}; "
+                    f"expected one of {', '.join(sorted(names))}"
+                ),
                 file=sys.stderr,
             )
             return EXIT_CONFIG
@@ -102,10 +107,10 @@ def _check(loaded: config.Config, path: Path) -> int:
             "container or instance role)"
         )
     for note in notes:
-        print(f"note: {note}")
+        print(logs.mask(f"note: {note}"))
     if problems:
         for problem in problems:
-            print(f"shipper: {problem}", file=sys.stderr)
+            print(logs.mask(f"shipper: {problem}"), file=sys.stderr)
         return EXIT_CONFIG
     print(f"{path}: ok ({len(loaded.sources)} sources)")
     return EXIT_OK

@@ -1,7 +1,8 @@
 """The shipper's own logs: structlog, one JSON object per line on stdout.
 
 Each line is masked with the same rules as the shipped events before it is written,
-so an address that reaches an error message does not leak through our own logs.
+so an address that reaches an error message does not leak through our own logs
+(:func:`mask` does the same for the messages the command line prints).
 When stdout is a terminal (someone is watching, not a log collector) the lines are
 rendered for people instead: aligned, coloured, still masked.
 """
@@ -26,6 +27,11 @@ def set_masker(masker: Masker) -> None:
     """Use the configured masking rules for our own logs too."""
     global _masker
     _masker = masker if masker.enabled else Masker("partial")
+
+
+def mask(text: str) -> str:
+    """``text`` masked by the rules our own logs use (for messages printed directly)."""
+    return _masker.mask(text)
 
 
 def _render_masked_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:

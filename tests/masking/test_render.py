@@ -1,0 +1,212 @@
+"""Masking where it is applied: the rendered event (message, every field, tracebacks,
+values under sensitive keys), the shipper's own logs and its error messages
+(issue 5 §5, §7, §8; SPEC §3.4 and §3.6)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shipper import logs, telemetry
+from shipper.config import MaskingConfig, SourceConfig
+from shipper.follow import Follower
+from shipper.mask import Masker, masker_for
+from shipper.multiline import Assembler
+from shipper.parse import build_parser
+from shipper.render import Renderer
+from tests.support.logging_output import write_logs
+
+ADDRESS = "jane.doe+billing@mail.example.co.kr"
+APP_FORMAT = "[%(levelname)s] %(asctime)s %(filename)s:%(lineno)d %(message)s"
+
+
+class _Where:
+    category = "app"
+    path = "/logs/app/app.log"
+
+    def delivered(self, offset: int) -> None:
+        pass
+
+
+def render(lines: list[str], fmt: str, masker: Masker, output: str = "json") -> list[str]:
+    assembler = Assembler(build_parser(fmt, None, "UTC"), 1000)
+    records = assembler.feed([(line, n) for n, line in enumerate(lines)], 0)
+    last = assembler.flush()
+    records += [last] if last else []
+    renderer = Renderer("app", output, masker, json_lines=fmt == "json")  # type: ignore[arg-type]
+    events = [renderer.event(r, _Where()) for r in records]
+    return [e.message for e in events if e is not None]
+
+
+def _fail_for(address: str) -> None:
+    raise LookupError(f"no account for {address}")
+
+
+class TestEveryPartOfTheEvent:
+    def test_message_fields_and_traceback(self) -> None:
+        """An address in the message, a custom field, a JSON message and a traceback."""
+        fmt = "%(asctime)s [%(request_id)s] %(levelname)s %(message)s"
+
+        def calls(log: logging.Logger) -> None:
+            log.info("signup %s", ADDRESS, extra={"request_id": ADDRESS})
+            log.info(json.dumps({"client": {"email": ADDRESS}}), extra={"request_id": "r2"})
+            try:
+                _fail_for(ADDRESS)
+            except LookupError:
+                log.exception("lookup", extra={"request_id": "r3"})
+
+        written = write_logs(logging.Formatter(fmt), calls)
+        assert written.text.count(ADDRESS) == 4
+        messages = render(written.lines, fmt, Masker())
+        assert len(messages) == 3
+        for message in messages:
+            assert ADDRESS not in message
+            json.loads(message)
+        first, second, third = (json.loads(m) for m in messages)
+        assert first["request_id"] == "**ne.doe+billin*@mail.example.co.kr"
+        assert second["message"]["client"]["email"].startswith("**ne.doe")
+        assert "LookupError: no account for **ne.doe+billin*@" in third["exception"]
+
+    def test_raw_output_is_masked_too(self) -> None:
+        written = write_logs(logging.Formatter(APP_FORMAT), lambda log: log.info(ADDRESS))
+        (message,) = render(written.lines, APP_FORMAT, Masker(), output="raw")
+        assert ADDRESS not in message
+        assert message.endswith("**ne.doe+billin*@mail.example.co.kr")
+
+
+class TestKeyRules:
+    masker = masker_for(MaskingConfig(), env={})
+
+    def test_json_lines_at_any_depth(self) -> None:
+        """password/token/authorization/secret/cookie values are redacted wherever they are."""
+        from pythonjsonlogger.json import JsonFormatter
+
+        extra = {
+            "user": "u1",
+            "password": "hunter2",
+            "request": {
+                "headers": {"Authorization": "Basic dXNlcjpwYXNz", "Accept": "*/*"},
+                "cookies": [{"Set-Cookie": "sid=abc"}],
+                "body": {"client_secret": {"nested": "s3cr3t"}, "accessToken": 12345},
+            },
+        }
+        written = write_logs(JsonFormatter(), lambda log: log.info("login", extra=extra))
+        (message,) = render(written.lines, "json", self.masker)
+        event = json.loads(message)
+        assert event["password"] == "<redacted>"
+        headers = event["request"]["headers"]
+        assert headers == {"Authorization": "<redacted>", "Accept": "*/*"}
+        assert event["request"]["cookies"] == [{"Set-Cookie": "<redacted>"}]
+        assert event["request"]["body"] == {
+            "client_secret": "<redacted>",
+            "accessToken": "<redacted>",
+        }
+        assert event["user"] == "u1"
+        for secret in ("hunter2", "dXNlcjpwYXNz", "sid=abc", "s3cr3t", "12345"):
+            assert secret not in message
+
+    def test_format_fields_and_json_messages(self) -> None:
+        """A format's own field named like a secret, and keys inside a JSON message."""
+        fmt = "%(asctime)s [%(session_token)s] %(message)s"
+
+        def calls(log: logging.Logger) -> None:
+            body = {"url": "/login", "form": {"username": "jane", "password": "hunter2"}}
+            log.info(json.dumps(body), extra={"session_token": "tok-123"})
+
+        written = write_logs(logging.Formatter(fmt), calls)
+        (message,) = render(written.lines, fmt, self.masker)
+        event = json.loads(message)
+        assert event["session_token"] == "<redacted>"
+        assert event["message"]["form"] == {"username": "jane", "password": "<redacted>"}
+
+    def test_raw_output_redacts_key_value_text(self) -> None:
+        """Raw text: "key": value pairs (JSON stays valid) and key=value pairs."""
+        from pythonjsonlogger.json import JsonFormatter
+
+        written = write_logs(
+            JsonFormatter(),
+            lambda log: log.info("db password=hunter2 ok", extra={"api_key": 991, "n": 1}),
+        )
+        (message,) = render(written.lines, "json", self.masker, output="raw")
+        event = json.loads(message)
+        assert event["api_key"] == "<redacted>"
+        assert event["message"] == "db password=<redacted> ok"
+        assert event["n"] == 1
+
+    def test_other_keys_are_kept(self) -> None:
+        """Keys that merely contain a word (tokens_used, token_count) are not secrets."""
+        line = json.dumps({"tokens_used": 10, "token_count": 3, "msg": "ok"})
+        (message,) = render([line], "json", self.masker)
+        assert json.loads(message)["tokens_used"] == 10
+        assert json.loads(message)["token_count"] == 3
+
+
+class TestAnyBytes:
+    def test_events_stay_valid_json_whatever_the_line_held(self, tmp_path: Path) -> None:
+        """Invalid UTF-8, NUL and control bytes appended to a logging-written file."""
+        log_path = tmp_path / "app.log"
+        handler = logging.FileHandler(log_path)
+        handler.setFormatter(logging.Formatter(APP_FORMAT))
+        logger = logging.getLogger("shipper.tests.bytes")
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            logger.warning('quote " backslash \\ tab \t bell \x07 nul \x00 for %s', ADDRESS)
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+        with log_path.open("ab") as out:
+            out.write(b"\xff\xfe broken \xc3( bytes " + ADDRESS.encode() + b"\n")
+        source = SourceConfig(category="app", path=log_path, format=APP_FORMAT)
+        renderer = Renderer("app", "json", Masker(), json_lines=False)
+        follower = Follower(source, None, renderer, time.time())
+        events = []
+        for cursor in follower.scan():
+            events += follower.read(cursor, 0) or []
+            events += follower.flush_quiet(cursor, 0.0)
+        follower.close()
+        assert len(events) == 1  # the appended line continues the record
+        event = json.loads(events[0].message)
+        assert "\x00" in event["message"]
+        assert "\\xff\\xfe" in event["exception"]
+        assert ADDRESS not in events[0].message
+
+
+class TestOwnLogsAndErrors:
+    def test_own_log_lines_are_masked_with_the_configured_rules(self) -> None:
+        out = io.StringIO()
+        logs.configure("debug", stream=out)
+        try:
+            logs.set_masker(masker_for(MaskingConfig(ipv4="redact"), env={}))
+            telemetry.file_error("app", f"/logs/{ADDRESS}/app.log", "refused by 10.1.2.3")
+        finally:
+            logs.set_masker(Masker())
+            logs.configure("info")
+        line = out.getvalue()
+        assert "file.error" in line
+        assert ADDRESS not in line and "10.1.2.3" not in line
+        assert "<ipv4>" in line
+
+    def test_config_error_messages_are_masked(self, tmp_path: Path) -> None:
+        """`shipper check` prints the bad value masked (exit 2, no traceback)."""
+        config = tmp_path / "shipper.yaml"
+        config.write_text(
+            json.dumps({"sources": [{"category": "app", "path": "a.log", "timezone": ADDRESS}]})
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "shipper", "check", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        )
+        assert result.returncode == 2
+        assert "sources[0].timezone" in result.stderr
+        assert ADDRESS not in result.stderr
+        assert "**ne.doe+billin*@mail.example.co.kr" in result.stderr
+        assert "Traceback" not in result.stderr
