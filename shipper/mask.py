@@ -63,9 +63,7 @@ REDACTED = "<redacted>"
 # escape (``\n``, ``\t``…); a local part never starts inside one (``\n``, ``\u00e9``),
 # so a replacement never splits an escape.
 _AFTER_ESCAPE = r"(?<=\\[nrtbf])"
-_NOT_IN_ESCAPE = (
-    r"(?<!\\)(?<!\\u)(?<!\\u[0-9A-Fa-f])(?<!\\u[0-9A-Fa-f]{2})(?<!\\u[0-9A-Fa-f]{3})"
-)
+_NOT_IN_ESCAPE = r"(?<!\\)(?<!\\u)(?<!\\u[0-9A-Fa-f])(?<!\\u[0-9A-Fa-f]{2})(?<!\\u[0-9A-Fa-f]{3})"
 
 # The local part: the characters apps put in addresses, never a quote, backslash or
 # ``*`` (so JSON stays valid and a partial mask is not masked again), nor the

@@ -31,7 +31,7 @@ REQUESTS = [
 class _PrefixFormatter(logging.Formatter):
     """As uvicorn's formatter: ``levelprefix`` is "INFO:" padded to 9 columns."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+    def formatMessage(self, record: logging.LogRecord) -> str:
         record.levelprefix = (record.levelname + ":").ljust(9)
         return super().formatMessage(record)
 
@@ -58,7 +58,7 @@ class TestUvicornAccess:
             assert timestamp == int(record.created) * 1000 + int(record.msecs)
 
     def test_uvicorn_default_access_line(self) -> None:
-        """uvicorn's own default: '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'."""
+        """uvicorn's own default line: level prefix, client, request line, "200 OK"."""
         fmt = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
 
         def calls(log: logging.Logger) -> None:
@@ -69,9 +69,12 @@ class TestUvicornAccess:
         parser = build_parser("uvicorn", None, "UTC")
         first = parser.parse(written.lines[0])
         second = parser.parse(written.lines[1])
-        assert first is not None and second is not None
-        assert first[0]["status_code"] == 200 and first[0]["levelprefix"] == "INFO:"
-        assert second[0]["status_code"] == 503 and second[0]["levelprefix"] == "WARNING:"
+        assert first is not None
+        assert second is not None
+        assert first[0]["status_code"] == 200
+        assert first[0]["levelprefix"] == "INFO:"
+        assert second[0]["status_code"] == 503
+        assert second[0]["levelprefix"] == "WARNING:"
         assert second[0]["request_line"] == REQUESTS[1]["request_line"]
 
 

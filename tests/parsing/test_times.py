@@ -124,7 +124,8 @@ class TestDaylightSavingTime:
         datefmt = "%Y-%m-%d %H:%M:%S %Z"
         with local_zone("Europe/Berlin"):
             written = write_logs(logging.Formatter(FORMAT, datefmt), log_each(2), created)
-        assert "CEST" in written.lines[0] and "CET" in written.lines[1]
+        assert "CEST" in written.lines[0]
+        assert "CET" in written.lines[1]
         # Read in reverse order: no help from the previous time, the names decide.
         times = read_all(list(reversed(written.lines)), "Europe/Berlin", datefmt)
         assert times == [int(created[1] * 1000), int(created[0] * 1000)]
@@ -145,7 +146,7 @@ class TestDaylightSavingTime:
 class _BadDay(logging.Formatter):
     """An app formatter that writes a day that does not exist (2023 is no leap year)."""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if record.getMessage() == "broken":
             return "2023-02-29 12:00:00"
         return super().formatTime(record, datefmt)
@@ -206,7 +207,8 @@ class TestUnreadableTimes:
         assembler = Assembler(build_parser("json", None, "UTC"), 100)
         assembler.feed([('{"time": "yesterday-ish", "msg": "x"}', 1)], now_ms=7)
         record = assembler.flush()
-        assert record is not None and record.fields is not None
+        assert record is not None
+        assert record.fields is not None
         assert record.timestamp == 7
         assert record.fields["time_unreadable"] is True
         assert record.fields["time"] == "yesterday-ish"
