@@ -33,7 +33,7 @@ def write_app_logs(path: Path) -> None:
         for n in range(4):
             logger.info(json.dumps({"url": f"/v1/{n}", "client": {"email": ADDRESS}}))
         try:
-            {}["missing"]  # noqa: B018
+            {}["missing"]
         except KeyError:
             logger.exception("lookup failed for %s", ADDRESS)
         logger.warning("last one")
