@@ -60,19 +60,22 @@ Replace = Callable[[re.Match[str]], str]
 REDACTED = "<redacted>"
 
 # Detectors that may not start inside a word may still start right after a JSON
-# escape (``\n``, ``\t``…); a local part never starts inside one (``\n``, ``\u00e9``),
-# so a replacement never splits an escape.
+# escape (``\n``, ``\t``…, ``\u00e9``); none starts inside one, so a replacement never
+# splits an escape.
 _AFTER_ESCAPE = r"(?<=\\[nrtbf])"
-_NOT_IN_ESCAPE = r"(?<!\\)(?<!\\u)(?<!\\u[0-9A-Fa-f])(?<!\\u[0-9A-Fa-f]{2})(?<!\\u[0-9A-Fa-f]{3})"
 
 # The local part: the characters apps put in addresses, never a quote, backslash or
 # ``*`` (so JSON stays valid and a partial mask is not masked again), nor the
-# delimiters of URLs and key=value text (``= ? & / ' |``); or a quoted local part,
-# JSON-escaped or not.  The domain needs a dot and a TLD of two or more letters.
-# ``%40`` is the URL-encoded ``@``.
+# delimiters of URLs and key=value text (``= ? & / ' |``); URL escapes (``%2B``) but
+# not ``%40``, the URL-encoded ``@``.  It starts where a run of such characters starts
+# (or after a JSON escape), and its quantifiers are possessive, so a long word costs
+# one pass, not one per character.  Or a quoted local part, JSON-escaped or not.  The
+# domain needs a dot and a TLD of two or more letters.
+_LOCAL_CHAR = r"(?:[A-Za-z0-9!#$+^_~-]|%(?!40)[0-9A-Fa-f]{2})"
 EMAIL = re.compile(
-    r"(?:" + _NOT_IN_ESCAPE + r"(?P<local>[A-Za-z0-9!#$%+^_~-]+(?:\.[A-Za-z0-9!#$%+^_~-]+)*)"
-    r"|\\?\"(?P<quoted>[^\"\\\r\n]{1,64})\\?\")"
+    r"(?:(?:" + _AFTER_ESCAPE + r"|(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9!#$+^_~\\-]))"
+    r"(?P<local>" + _LOCAL_CHAR + r"++(?:\." + _LOCAL_CHAR + r"++)*+)"
+    r"|\\?\"(?P<quoted>[^\"\\\r\n]{1,64}+)\\?\")"
     r"(?:@|%40)"
     r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
     r"(?![A-Za-z0-9-])"
@@ -157,18 +160,71 @@ def _cut_at_quote(text: str) -> int:
     return cut
 
 
+# Characters that may continue a local part, to find where a long one starts.
+_LOCAL_RUN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$+^_~-%.")
+# How far before its "@" a quoted local part may start (64 characters, quotes and
+# escapes), and how far after it an address may end (253 characters of domain).
+_EMAIL_BEFORE = 80
+_EMAIL_AFTER = 300
+
+
+def _email_sub(replace: Replace, text: str) -> str:
+    """EMAIL.sub, but searching only near each ``@`` / ``%40``.
+
+    Scanning a whole line position by position costs far more than finding the few
+    ``@`` in it and matching around each; the result is the same.
+    """
+    anchors = []
+    for mark in ("@", "%40"):
+        at = text.find(mark)
+        while at != -1:
+            anchors.append(at)
+            at = text.find(mark, at + 1)
+    if len(anchors) > 1:
+        anchors.sort()
+    pieces = []
+    done = 0  # the text before this offset is final
+    for at in anchors:
+        if at < done:
+            continue
+        start = at
+        while start > done and text[start - 1] in _LOCAL_RUN:
+            start -= 1  # back to where the run of local-part characters starts
+        if start == at and text[at - 1 : at] == '"':
+            start = max(done, at - _EMAIL_BEFORE)  # a quoted local part: "john doe"@
+        end = at + _EMAIL_AFTER
+        match = EMAIL.search(text, start, end)
+        if match is not None and match.end() >= end:
+            match = EMAIL.search(text, start)  # a very long domain: look without the limit
+        if match is None or match.start() > at:
+            continue
+        pieces.append(text[done : match.start()])
+        pieces.append(replace(match))
+        done = match.end()
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
 class _Detector:
     """One kind of data: where to look, how to find it, what to write instead."""
 
-    __slots__ = ("hints", "name", "regex", "replace")
+    __slots__ = ("hints", "name", "regex", "replace", "sub")
 
     def __init__(
-        self, name: str, regex: re.Pattern[str], replace: Replace, hints: tuple[str, ...] = ()
+        self,
+        name: str,
+        regex: re.Pattern[str],
+        replace: Replace,
+        hints: tuple[str, ...] = (),
+        sub: Callable[[Replace, str], str] | None = None,
     ) -> None:
         self.name = name
         self.regex = regex
         self.replace = replace
         self.hints = hints  # substrings one of which every match contains; () = always look
+        self.sub = sub or regex.sub
 
 
 class Masker:
@@ -198,9 +254,10 @@ class Masker:
             self._detectors.append(self._rule(name, pattern, strategy, replacement))
         self.keys = tuple(k.lower().replace("-", "_") for k in keys)
         self._key_text: re.Pattern[str] | None = None
+        # The longest part of each name: one of them is in any text a key rule applies to.
+        self._key_hints = tuple({max(k.split("_"), key=len) for k in self.keys})
         if self.keys:
-            words = "|".join(re.escape(k) for k in self.keys)
-            self._key_hint = re.compile(words, re.IGNORECASE)
+            words = "|".join(re.escape(k).replace("_", "[_-]") for k in self.keys)
             self._key_text = re.compile(
                 rf"(?P<key>\"?[\w.-]*(?:{words})\"?\s*[:=]\s*)"
                 r"(?P<value>\"(?:[^\"\\]|\\.)*\"|[^\s,;&\"{}\[\]]+)",
@@ -223,7 +280,7 @@ class Masker:
                         break
                 else:
                     continue
-            text = detector.regex.sub(detector.replace, text)
+            text = detector.sub(detector.replace, text)
         return text
 
     def digest(self, kind: str, text: str) -> str:
@@ -235,7 +292,13 @@ class Masker:
 
     def mentions_key(self, text: str) -> bool:
         """Whether ``text`` may hold a value under a key rule (a cheap pre-check)."""
-        return bool(self.keys) and self._key_hint.search(text) is not None
+        if not self._key_hints:
+            return False
+        lowered = text.lower()
+        for hint in self._key_hints:
+            if hint in lowered:
+                return True
+        return False
 
     def sensitive(self, key: str) -> bool:
         return key.lower().replace("-", "_").endswith(self.keys)
@@ -255,7 +318,7 @@ class Masker:
 
     def redact_key_text(self, text: str) -> str:
         """Raw text with ``"key": value`` and ``key=value`` values of sensitive keys redacted."""
-        if self._key_text is None or self._key_hint.search(text) is None:
+        if self._key_text is None or not self.mentions_key(text):
             return text
         return self._key_text.sub(self._redact_pair, text)
 
@@ -290,7 +353,7 @@ class Masker:
                 return "<email>"
             return self.digest("email", f"{local}@{domain}".lower())
 
-        return _Detector("email", EMAIL, replace, ("@", "%40"))
+        return _Detector("email", EMAIL, replace, ("@", "%40"), _email_sub)
 
     def _simple(
         self,
