@@ -294,11 +294,7 @@ class Masker:
         """Whether ``text`` may hold a value under a key rule (a cheap pre-check)."""
         if not self._key_hints:
             return False
-        lowered = text.lower()
-        for hint in self._key_hints:
-            if hint in lowered:
-                return True
-        return False
+        return any(map(text.lower().__contains__, self._key_hints))
 
     def sensitive(self, key: str) -> bool:
         return key.lower().replace("-", "_").endswith(self.keys)
