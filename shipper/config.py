@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
+from shipper.parse import FormatError, build_parser, check_datefmt
+
 # The values PutRetentionPolicy accepts (CloudWatch Logs API reference).
 RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
@@ -425,8 +427,6 @@ def _check_whole(config: Config) -> list[str]:
 
 def _check_format(path: str, source: SourceConfig) -> list[str]:
     """Compile a source's format and datefmt now, so a bad one never starts the shipper."""
-    from shipper.parse import FormatError, build_parser, check_datefmt
-
     if source.datefmt is not None:
         try:
             check_datefmt(source.datefmt)

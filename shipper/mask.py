@@ -36,9 +36,11 @@ Key rules are for structured data: the value under a key that, lower-cased with
 (:meth:`Masker.redact_keys`), and in raw text as ``"key": value`` or ``key=value``
 (:meth:`Masker.redact_key_text`).
 
-Replacements never contain ``"`` or ``\\``, and a custom rule's match is cut before
-the first of them, so masking JSON text keeps it valid JSON.  Every strategy's output
-is left alone by its own detector, so masking twice changes nothing more.
+Detectors' replacements never contain ``"`` or ``\\`` nor split a JSON escape, and a
+custom rule's match is cut before the first of them, so masking JSON text keeps it
+valid JSON (the raw-text key rule writes ``"<redacted>"`` where a JSON value stood).
+Every strategy's output is left alone by its own detector, so masking twice changes
+nothing more.
 """
 
 from __future__ import annotations
@@ -54,7 +56,6 @@ if TYPE_CHECKING:
     from shipper.config import MaskingConfig
 
 Strategy = Literal["partial", "redact", "hash", "off"]
-EmailStrategy = Strategy
 Replace = Callable[[re.Match[str]], str]
 
 REDACTED = "<redacted>"

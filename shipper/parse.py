@@ -370,8 +370,9 @@ def _dollar_tokens(fmt: str) -> list[Token]:
 _TOKENIZERS = {"%": _percent_tokens, "{": _brace_tokens, "$": _dollar_tokens}
 
 
-def _show(item: _Field, style: str) -> str:
-    return {"%": f"%({item.name})s", "{": f"{{{item.name}}}", "$": f"${{{item.name}}}"}[style]
+def _show(name: str, style: str) -> str:
+    """A placeholder as the user wrote it, for error messages."""
+    return {"%": f"%({name})s", "{": f"{{{name}}}", "$": f"${{{name}}}"}[style]
 
 
 class FormatParser:
@@ -401,7 +402,7 @@ class FormatParser:
         self._regex = re.compile(self._compile(tokens, style))
         names = self._regex.groupindex
         if need_message and "message" not in names:
-            raise FormatError(f"the format has no {_show(_Field('message', '', None), style)}")
+            raise FormatError(f"the format has no {_show('message', style)}")
         self._has_time = "asctime" in names
         self._has_created = "created" in names and not self._has_time
         self._has_msecs = "msecs" in names and self._has_time and datefmt is not None
@@ -417,9 +418,10 @@ class FormatParser:
                     previous = None
                 continue
             if previous is not None:
+                touching = f"{_show(previous.name, style)} and {_show(item.name, style)}"
                 raise FormatError(
-                    f"{_show(previous, style)} and {_show(item, style)} touch, so where one "
-                    "ends cannot be told; put literal text (a space) between them"
+                    f"{touching} touch, so where one ends cannot be told; "
+                    "put literal text (a space) between them"
                 )
             previous = item
             pattern = item.pattern
