@@ -81,40 +81,49 @@ EMAIL = re.compile(
     r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
     r"(?![A-Za-z0-9-])"
 )
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-IPV4 = re.compile(
-    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w.]))" + rf"(?:{_OCTET}\.){{3}}{_OCTET}" + r"(?!\w|\.\d)"
-)
+
+
+def _starting(first: str, not_after: str) -> str:
+    """One character of class ``first`` that does not follow one of ``not_after``
+    (unless that ends a JSON escape such as ``\n``).
+
+    Each pattern below begins with its first character rather than a lookbehind, so
+    the regex engine skips quickly to the positions where a match could start.
+    """
+    return rf"{first}(?:(?<=\\[nrtbf]{first})|(?<!{not_after}{first}))"
+
+
+# Dotted quads; each number is checked to be at most 255 when found.
+IPV4 = re.compile(_starting(r"\d", r"[\w.]") + r"\d{0,2}(?:\.\d{1,3}){3}(?!\w|\.\d)")
 # Candidates only: each is confirmed by the ipaddress module.
 IPV6 = re.compile(
-    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w:.]))"
-    r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
-    r"(?![\w:*])"
+    _starting("[0-9A-Fa-f:]", r"[\w:.]") + r"(?:(?<=:)|[0-9A-Fa-f]{0,3}:)"
+    r"(?:[0-9A-Fa-f]{0,4}:){1,6}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?"
+    r"(?![\w:*]|\.\d)"
 )
 PHONE = re.compile(
-    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w+*]))(?:"
-    r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,3}"  # +82 10-1234-5678
-    r"|\(\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"  # (555) 123-4567
-    r"|0\d{1,2}[ .-]\d{3,4}[ .-]\d{4}"  # 010-1234-5678
-    r"|\d{3}[.-]\d{3}[.-]\d{4}"  # 555-123-4567
+    _starting(r"[+(\d]", r"[\w+*]") + r"(?:"
+    r"(?<=\+)\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,3}"  # +82 10-1234-5678
+    r"|(?<=\()\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"  # (555) 123-4567
+    r"|(?<=0)\d{1,2}[ .-]\d{3,4}[ .-]\d{4}"  # 010-1234-5678
+    r"|(?<=\d)\d{2}[.-]\d{3}[.-]\d{4}"  # 555-123-4567
     r")(?![\w*])"
 )
 # Card numbers as written: contiguous, in groups of four, or Amex's 4-6-5.
 CARD = re.compile(
-    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w*.-]))(?:[2-6]\d{12,18}"
-    r"|[2-6]\d{3}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,7}"
-    r"|3\d{3}(?P<amex>[ -])\d{6}(?P=amex)\d{5})(?![\w*])"
+    _starting("[2-6]", r"[\w*.-]") + r"(?:\d{12,18}"
+    r"|\d{3}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,7}"
+    r"|\d{3}(?P<amex>[ -])\d{6}(?P=amex)\d{5})(?![\w*])"
 )
 JWT = re.compile(
-    r"(?:" + _AFTER_ESCAPE + r"|(?<![\w-]))"
-    r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+    r"eyJ(?:(?<=\\[nrtbf]eyJ)|(?<![\w-]eyJ))[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
 )
 BEARER = re.compile(
-    r"(?:" + _AFTER_ESCAPE + r"|\b)(?P<scheme>[Bb]earer|BEARER)\s+"
+    r"(?P<scheme>" + _starting("[Bb]", r"\w") + r"(?:earer|EARER))\s+"
     r"(?P<token>[A-Za-z0-9._~+/-]{16,}=*)(?![\w*~+/=.-])"
 )
 AWS_KEY = re.compile(
-    r"(?<![A-Z0-9])A(?:KI|SI|ID|RO|GP|NP|NV|IP|PK|BI|CC|SC)A[A-Z0-9]{16}(?![A-Z0-9])"
+    r"A(?<![A-Z0-9]A)(?:KI|SI|ID|RO|GP|NP|NV|IP|PK|BI|CC|SC)A[A-Z0-9]{16}(?![A-Z0-9])"
 )
 
 
@@ -398,6 +407,10 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
+def _is_ipv4(text: str) -> bool:
+    return all(int(part) <= 255 for part in text.split("."))
+
+
 def _is_card(text: str) -> bool:
     digits = text.replace(" ", "").replace("-", "")
     return 13 <= len(digits) <= 19 and luhn_valid(digits)
@@ -438,7 +451,7 @@ _BUILDERS: dict[str, Callable[[Masker, Strategy], _Detector]] = {
     "card": lambda m, s: m._simple("card", CARD, s, lambda t: _star_digits(t, 4), (), _is_card),
     "phone": lambda m, s: m._simple("phone", PHONE, s, lambda t: _star_digits(t, 2)),
     "ipv6": lambda m, s: m._simple("ipv6", IPV6, s, _ipv6_prefix, (":",), _is_ipv6),
-    "ipv4": lambda m, s: m._simple("ipv4", IPV4, s, _partial_ipv4, (".",)),
+    "ipv4": lambda m, s: m._simple("ipv4", IPV4, s, _partial_ipv4, (".",), _is_ipv4),
 }
 
 
