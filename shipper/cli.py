@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shipper import __version__, config, logs
+from shipper.mask import masker_for
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -48,8 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(logs.mask(f"shipper: {exc}"), file=sys.stderr)
         return EXIT_CONFIG
-    from shipper.mask import masker_for
-
     logs.set_masker(masker_for(loaded.masking))
     try:
         if args.command == "run":
