@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from shipper.config import SourceConfig
+from shipper.follow import MULTILINE_WAIT, Follower
+from shipper.mask import Masker
 from shipper.multiline import Assembler
 from shipper.parse import build_parser
 from shipper.records import Record
+from shipper.render import Renderer
 from tests.support.logging_output import write_logs
 
 APP_FORMAT = "[%(levelname)s] %(asctime)s %(filename)s:%(lineno)d %(message)s"
@@ -202,3 +208,32 @@ class TestStartPattern:
         records.append(assembler.flush())  # type: ignore[arg-type]
         assert as_texts(records) == written.parts
         assert records[0].fields == {"message": "query:"}
+
+
+class TestQuietFile:
+    def test_the_last_record_is_complete_once_the_file_is_quiet(self, tmp_path: Path) -> None:
+        """A traceback at the end of a file waits for more lines, then ships on its own
+        after MULTILINE_WAIT without a next record."""
+        log_path = tmp_path / "app.log"
+        handler = logging.FileHandler(log_path)
+        handler.setFormatter(logging.Formatter(APP_FORMAT))
+        logger = logging.getLogger("shipper.tests.quiet")
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            logger.warning("first")
+            chained_cause(logger)
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+        source = SourceConfig(category="app", path=log_path, format=APP_FORMAT)
+        follower = Follower(source, None, Renderer("app", "json", Masker(), False), time.time())
+        (cursor,) = follower.scan()
+        events = follower.read(cursor, 0) or []
+        assert len(events) == 1  # "first"; the traceback's record may still grow
+        assert follower.flush_quiet(cursor, MULTILINE_WAIT) == []
+        time.sleep(MULTILINE_WAIT + 0.1)
+        (last,) = follower.flush_quiet(cursor, MULTILINE_WAIT)
+        follower.close()
+        assert "The above exception was the direct cause" in last.message
+        assert last.offset == log_path.stat().st_size
