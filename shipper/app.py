@@ -106,6 +106,7 @@ class Shipper:
         self.started = False
         self.running = False
         self.delivered = asyncio.Event()  # set after each delivery; reloads wait on it
+        self.crashed: BaseException | None = None  # a task's unexpected error ends the run
         self._lag_paths: dict[str, set[str]] = {}  # per source: paths with a lag gauge
 
     # ------------------------------------------------------------------ startup
@@ -185,14 +186,30 @@ class Shipper:
         await self.stopping.wait()
         await reloads  # a reload under way completes first
         await self.shutdown(list(self.reader_tasks.values()), self.sender_tasks)
+        if self.crashed is not None:
+            raise RuntimeError(f"stopped after an internal error: {self.crashed!r}") from (
+                self.crashed
+            )
 
     def _start_sender(self, stream: Stream) -> None:
         task = asyncio.create_task(stream.run(), name=f"deliver {stream.group} {stream.name}")
+        task.add_done_callback(self._supervise)
         self.sender_tasks.append(task)
 
     def _start_reader(self, reader: Reader) -> None:
         task = asyncio.create_task(self.read(reader), name=f"read {reader.follower.category}")
+        task.add_done_callback(self._supervise)
         self.reader_tasks[source_key(reader.follower.source)] = task
+
+    def _supervise(self, task: asyncio.Task[None]) -> None:
+        """A reader or sender that fails stops the shipper gracefully (exit 1) rather
+        than leaving its source or stream silently stalled; the service manager then
+        restarts it from the saved checkpoints."""
+        if task.cancelled() or task.exception() is None or self.crashed is not None:
+            return
+        self.crashed = task.exception()
+        telemetry.task_crashed(task.get_name(), repr(self.crashed))
+        self.stopping.set()
 
     async def read(self, reader: Reader) -> None:
         """Follow one source's files, oldest first, until stopping; then flush its records."""

@@ -134,6 +134,10 @@ def shipper_stopping(signal: str) -> None:
     logs.get().info("shipper.stopping", signal=signal)
 
 
+def task_crashed(task: str, error: str) -> None:
+    logs.get().error("task.crashed", task=task, error=error)
+
+
 def shipper_stopped(clean: bool, undelivered: int) -> None:
     logs.get().info("shipper.stopped", clean=clean, undelivered_events=undelivered)
 
