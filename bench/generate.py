@@ -57,7 +57,7 @@ _TRACEBACK = (
     "    result = service.process(order)\n"
     "             ^^^^^^^^^^^^^^^^^^^^^^\n"
     '  File "/srv/app/orders.py", line 57, in process\n'
-    "    raise ValueError(f\"order {order.id} for {order.email} cannot be processed\")\n"
+    '    raise ValueError(f"order {order.id} for {order.email} cannot be processed")\n'
     "ValueError: order {n} for {email} cannot be processed\n"
 )
 TRACEBACK_EVERY = 400  # about one record in this many has a traceback

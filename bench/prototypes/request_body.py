@@ -47,8 +47,8 @@ def main() -> None:
     path = args.data / f"app-{args.lines}.log"
     ensure(path, args.lines)
     count, batches = read_and_batch(path, "full")
-    operation = botocore.session.get_session().get_service_model("logs").operation_model(
-        "PutLogEvents"
+    operation = (
+        botocore.session.get_session().get_service_model("logs").operation_model("PutLogEvents")
     )
     serializer = create_serializer("json", include_validation=False)
     signer = SigV4Auth(Credentials("bench", "bench"), "logs", "us-east-1")
@@ -71,7 +71,9 @@ def main() -> None:
         request = serializer.serialize_to_request(params, operation)
         clock("botocore serialize", started)
         started = time.process_time()
-        signed = AWSRequest(method="POST", url=url, data=request["body"], headers=request["headers"])
+        signed = AWSRequest(
+            method="POST", url=url, data=request["body"], headers=request["headers"]
+        )
         signer.add_auth(signed)
         clock("SigV4 sign", started)
         started = time.process_time()
