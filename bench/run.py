@@ -75,8 +75,8 @@ MEASUREMENTS = ("full", "raw", "backlog", "idle", "latency", "startup", "import"
 class SinkProcess:
     """:mod:`bench.sink` in its own process; its stdout lines are read on a thread."""
 
-    def __init__(self, expect: int | None, keep: Path | None = None) -> None:
-        args = [sys.executable, "-m", "bench.sink"]
+    def __init__(self, expect: int | None, keep: Path | None = None, delay: float = 0.0) -> None:
+        args = [sys.executable, "-m", "bench.sink", "--delay", str(delay)]
         if expect is not None:
             args += ["--expect", str(expect)]
         if keep is not None:

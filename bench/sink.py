@@ -95,6 +95,7 @@ class Sink:
 
     expect: int | None = None
     keep: Path | None = None
+    delay: float = 0.0  # seconds each PutLogEvents takes: a slow CloudWatch
     events: int = 0
     bytes: int = 0
     calls: int = 0
@@ -169,6 +170,8 @@ def build_app(sink: Sink) -> web.Application:
         body = await request.read()
         at = time.time()
         if operation == "PutLogEvents":
+            if sink.delay:
+                await asyncio.sleep(sink.delay)
             try:
                 put = _decode_put(body)
             except msgspec.ValidationError as exc:
@@ -228,8 +231,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--expect", type=int, help="report once this many events arrived")
     parser.add_argument("--keep", type=Path, help="write (arrival, message) lines here")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds per PutLogEvents")
     args = parser.parse_args()
-    sink = Sink(expect=args.expect, keep=args.keep)
+    sink = Sink(expect=args.expect, keep=args.keep, delay=args.delay)
     try:
         asyncio.run(serve(sink, args.port))
     except KeyboardInterrupt:
