@@ -19,6 +19,7 @@ one child (``os.wait4``).  Figures are medians over ``--repeat`` runs with min-m
     python -m bench.run                       # everything, 2,000,000 lines, 3 runs
     python -m bench.run --lines 200000 --repeat 1 --idle-seconds 10 --latency-seconds 10
     python -m bench.run --only full,raw
+    python -m bench.run --lines 200000 --repeat 1 --only full,raw --py-spy /tmp/spy
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 REPO = Path(__file__).resolve().parent.parent
+PY_SPY = str(Path(sys.executable).with_name("py-spy"))  # pip install py-spy
 _children: list[subprocess.Popen[bytes]] = []
 
 
@@ -211,17 +213,30 @@ def workdir() -> Iterator[Path]:
 # ---------------------------------------------------------------------- measurements
 
 
-def ship_file(path: Path, events: int, mode: str) -> dict[str, float]:
-    """Ship ``path`` from its head to its last event; CPU, RSS and throughput."""
+def ship_file(path: Path, events: int, mode: str, py_spy: Path | None = None) -> dict[str, float]:
+    """Ship ``path`` from its head to its last event; CPU, RSS and throughput.
+
+    With ``py_spy`` (a file name), py-spy samples the shipper from outside and writes
+    its collapsed stacks there (``python -m bench.stacks FILE`` sums them up).
+    """
     masking = {"email": "off" if mode == "raw" else "partial"}
     with workdir() as work:
         sink = SinkProcess(expect=events)
         shipper = ShipperUnderTest(work, sink, [source("app", path, mode)], masking=masking)
+        spy = None
+        if py_spy is not None:
+            record = ["record", "--nonblocking", "--rate", "200", "--format", "raw"]
+            spy = subprocess.Popen(
+                [PY_SPY, *record, "--output", str(py_spy), "--pid", str(shipper.proc.pid)],
+                stdout=subprocess.DEVNULL,
+            )
         try:
             reached = sink.next_line(timeout=3600)
         finally:
             usage = shipper.stop()
             final = sink.stop()
+            if spy is not None:
+                spy.wait(60)
         _check(final, usage, shipper)
     if reached["events"] != events:
         # One record split in two (or two merged) is a finding, not a reason to lose a run.
@@ -427,12 +442,17 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--only", default=",".join(MEASUREMENTS), help="comma-separated")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    parser.add_argument(
+        "--py-spy", type=Path, metavar="DIR", help="profile full/raw runs with py-spy into DIR"
+    )
     args = parser.parse_args()
     only = args.only.split(",")
     unknown = set(only) - set(MEASUREMENTS)
     if unknown:
         parser.error(f"unknown measurements {sorted(unknown)}; choose from {MEASUREMENTS}")
 
+    if args.py_spy:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
     big = args.data / f"app-{args.lines}.log"
     meta = ensure(big, args.lines)
     print(
@@ -443,7 +463,8 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
     for name in only:
         if name in ("full", "raw"):
-            runs = repeat(args.repeat, lambda n=name: ship_file(big, meta["records"], n))
+            spy = args.py_spy / f"{name}.txt" if args.py_spy else None
+            runs = repeat(args.repeat, lambda n=name, o=spy: ship_file(big, meta["records"], n, o))
         elif name == "backlog":
             small = args.data / f"app-{args.lines // 10}.log"
             small_meta = ensure(small, args.lines // 10)
