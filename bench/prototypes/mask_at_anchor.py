@@ -8,7 +8,9 @@ the domain is matched forwards from the separator with the same domain pattern, 
 the local part is found by walking backwards over the characters it may hold (from
 the separator back to the earliest start the original pattern would take, never
 before the end of the previous match).  The result is the same text: checked below
-against ``Masker.mask`` on the benchmark file and on random strings.
+against ``Masker.mask`` on the benchmark file and on random strings.  It follows the
+e-mail rules of ``shipper/mask.py`` as of commit 4667f63; when those rules change, the
+check fails and the walk-back rules here must follow them.
 
     python -m bench.prototypes.mask_at_anchor --lines 100000
 """
