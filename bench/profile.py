@@ -1,0 +1,142 @@
+"""The shipper's hot path in one process, without the network, for profiling.
+
+Runs what a reader task and a delivery task do per event — ``Follower.read``
+(read, split, assemble, parse, render, mask) then ``Batcher.add`` / ``seal`` — over
+the benchmark file, and optionally what aiobotocore does per batch before the
+request leaves: botocore's serialization of PutLogEvents (JSON body) and SigV4
+signing.  Prints CPU-seconds per million events for each stage and, with
+``--cprofile``, the top entries of a cProfile of the whole.
+
+    python -m bench.profile --lines 200000 --mode full --request --cprofile 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.generate import ensure
+from bench.run import source
+from shipper import config as config_module
+from shipper.app import build_follower, build_masker
+from shipper.batcher import Batch, Batcher
+from shipper.checkpoints import State
+
+
+def follower_for(path: Path, mode: str) -> Any:
+    import yaml
+
+    text = yaml.safe_dump(
+        {
+            "state_dir": tempfile.gettempdir(),
+            "sources": [source("app", path, mode)],
+            "masking": {"email": "off" if mode == "raw" else "partial"},
+            "health": {"listen": None},
+        }
+    )
+    config = config_module.parse(text, path.parent)
+    masker = build_masker(config)
+    return build_follower(config.sources[0], State(), masker, time.time())
+
+
+def read_and_batch(path: Path, mode: str) -> tuple[int, list[Batch]]:
+    """Every event of the file through the follower and the batcher."""
+    follower = follower_for(path, mode)
+    batcher = Batcher()
+    batches: list[Batch] = []
+    count = 0
+    cursors = follower.scan()
+    cursor = cursors[0]
+    now_ms = int(time.time() * 1000)
+    while True:
+        events = follower.read(cursor, now_ms)
+        if events is None:
+            events = follower.flush_quiet(cursor, 0.0)
+            if not events:
+                break
+        now = time.monotonic()
+        for event in events:
+            sealed = batcher.add(event, now_ms, now)
+            if sealed is not None:
+                batches.append(sealed)
+        count += len(events)
+    last = batcher.seal()
+    if last is not None:
+        batches.append(last)
+    return count, batches
+
+
+def build_requests(batches: list[Batch]) -> None:
+    """What botocore does to a PutLogEvents call before sending: serialize, then sign."""
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.serialize import create_serializer
+
+    session = botocore.session.get_session()
+    model = session.get_service_model("logs")
+    operation = model.operation_model("PutLogEvents")
+    serializer = create_serializer("json", include_validation=False)
+    signer = SigV4Auth(Credentials("bench", "bench"), "logs", "us-east-1")
+    for batch in batches:
+        params = {
+            "logGroupName": "/bench/app",
+            "logStreamName": "bench",
+            "logEvents": [{"timestamp": e.timestamp, "message": e.message} for e in batch.events],
+        }
+        request = serializer.serialize_to_request(params, operation)
+        aws = AWSRequest(
+            method="POST",
+            url="https://logs.us-east-1.amazonaws.com/",
+            data=request["body"],
+            headers=request["headers"],
+        )
+        signer.add_auth(aws)
+
+
+def cpu() -> float:
+    return time.process_time()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--mode", choices=("full", "raw"), default="full")
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "shipper-bench")
+    parser.add_argument("--request", action="store_true", help="also serialize and sign")
+    parser.add_argument("--cprofile", type=int, metavar="N", help="print the top N entries")
+    args = parser.parse_args()
+    path = args.data / f"app-{args.lines}.log"
+    meta = ensure(path, args.lines)
+    profiler = cProfile.Profile() if args.cprofile else None
+    if profiler:
+        profiler.enable()
+    started = cpu()
+    count, batches = read_and_batch(path, args.mode)
+    read_cpu = cpu() - started
+    if args.request:
+        started = cpu()
+        build_requests(batches)
+        request_cpu = cpu() - started
+    if profiler:
+        profiler.disable()
+    assert count == meta["records"], (count, meta["records"])
+    per_million = 1e6 / count
+    print(
+        f"{args.mode}: {count:,} events, {len(batches)} batches; "
+        f"read+batch {read_cpu * per_million:.1f} CPU-s per million events"
+        + (f", serialize+sign {request_cpu * per_million:.1f}" if args.request else "")
+        + (" (under cProfile: slower than real)" if profiler else "")
+    )
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.cprofile)
+
+
+if __name__ == "__main__":
+    main()
