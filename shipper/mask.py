@@ -264,12 +264,14 @@ class Masker:
             self._detectors.append(self._rule(name, pattern, strategy, replacement))
         self.keys = tuple(k.lower().replace("-", "_") for k in keys)
         self._key_text: re.Pattern[str] | None = None
-        # The longest part of each name: one of them is in any text a key rule applies to.
-        self._key_hints = tuple({max(k.split("_"), key=len) for k in self.keys})
+        # Whole names, as written with `_` or `-`: one is in any text a key rule applies to.
+        # (A part such as "api" of api_key would be found in nearly every URL.)
+        self._key_hints = tuple(sorted({v for k in self.keys for v in (k, k.replace("_", "-"))}))
         if self.keys:
             words = "|".join(re.escape(k).replace("_", "[_-]") for k in self.keys)
+            # A key starts where a word starts, so the regex is not tried at every character.
             self._key_text = re.compile(
-                rf"(?P<key>\"?[\w.-]*(?:{words})\"?\s*[:=]\s*)"
+                rf"(?P<key>(?<![\w.-])\"?[\w.-]*(?:{words})\"?\s*[:=]\s*)"
                 r"(?P<value>\"(?:[^\"\\]|\\.)*\"|[^\s,;&\"{}\[\]]+)",
                 re.IGNORECASE,
             )
