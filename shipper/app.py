@@ -70,7 +70,7 @@ def stream_names(config: Config, source: SourceConfig, values: dict[str, str]) -
 
 def build_follower(source: SourceConfig, state: State, masker: Masker, now: float) -> Follower:
     renderer = Renderer(source.category, source.output, masker, json_lines=source.format == "json")
-    return Follower(source, state.sources.get(source_key(source)), renderer, now)
+    return Follower(source, state.source(source_key(source)), renderer, now)
 
 
 @dataclass

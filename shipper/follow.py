@@ -14,9 +14,16 @@ Where a file starts being read:
 - otherwise a file not seen before is new and read from its first byte — except a
   rotated sibling last written before the shipper first covered the source (history).
 
-A file that shrinks below the read offset was truncated (``copytruncate``): reading
-restarts at 0 under a new :class:`Cursor`, so acknowledgements of the old content
-cannot move the new content's offset.
+- a file whose device and inode match nothing known (a container restart can change
+  the device number; ``copytruncate`` makes a copy with a new inode) but whose first
+  bytes match a known file or an earlier content generation: at that file's offset.
+
+A file that shrinks below the read offset, or whose first bytes changed, was truncated
+(``copytruncate``) or rewritten: reading restarts at 0 under a new :class:`Cursor`, so
+acknowledgements of the old content cannot move the new content's offset.  A copy of
+a file that is still being followed intact (``cp app.log app.log.1``) is not read
+again; when the original is then truncated, the copy is read from where the original
+stopped, so lines written between the last read and the truncation are not lost.
 """
 
 from __future__ import annotations
@@ -44,6 +51,10 @@ READ_CHUNK = 1 << 20
 ROTATE_WAIT = 30.0
 # A record with no line after it for this long is complete (its traceback is over).
 MULTILINE_WAIT = 0.5
+# Content generations remembered by fingerprint, to place copies made by copytruncate.
+RETIRED_KEPT = 64
+# The `rotated` value for logrotate's numbered siblings (app.log.1 newest, app.log.2, ...).
+NUMBERED = "number"
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,15 @@ def fingerprint(fd: int, limit: int = FINGERPRINT_BYTES) -> tuple[int, str]:
     return len(head), hashlib.blake2b(head, digest_size=16).hexdigest()
 
 
+def same_start(fd: int, fp_len: int, fp: str) -> bool:
+    """Whether the file behind ``fd`` still starts with the fingerprinted bytes."""
+    return fingerprint(fd, fp_len) == (fp_len, fp)
+
+
 def rotated_pattern(live_name: str, suffix: str) -> re.Pattern[str]:
-    """Names of rotated siblings: ``app.log.<suffix>`` or a namer's ``app.<suffix>.log``."""
-    stamp = datefmt_pattern(suffix)
+    """Names of rotated siblings: ``app.log.<suffix>`` (``-`` or ``_`` also separate it,
+    as logrotate's ``dateext`` writes) or a namer's ``app.<suffix>.log``."""
+    stamp = r"[1-9][0-9]*" if suffix == NUMBERED else datefmt_pattern(suffix)
     stem, dot, ext = live_name.rpartition(".")
     forms = [re.escape(live_name) + r"[.\-_]" + f"({stamp})"]
     if dot and stem:
@@ -87,6 +104,10 @@ class Cursor:
         self.last_growth = time.monotonic()
         self.part = 0  # parts already emitted of a line longer than the limit
         self.assembler: Assembler | None = None
+        self.seen: tuple[int, int] = (-1, -1)  # size and mtime at the last scan
+        # The followed file this one is a copy of, while that one is intact: this copy is
+        # read only if the original is truncated (copytruncate), from where it stopped.
+        self.copy_of: Cursor | None = None
 
     def pending_record(self) -> bool:
         return self.assembler is not None and self.assembler.pending is not None
@@ -131,6 +152,9 @@ class Follower:
         self.since = saved.since if saved else now
         self.saved = {(f.dev, f.ino): f for f in saved.files} if saved else {}
         self.cursors: dict[tuple[int, int], Cursor] = {}
+        # Fingerprint -> offset of content no longer found at its device and inode
+        # (truncated, rewritten, or saved under an inode that is gone).
+        self.retired: dict[tuple[int, str], int] = {}
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
 
     # ------------------------------------------------------------------ discovery
@@ -142,7 +166,7 @@ class Follower:
         except OSError as exc:
             self._report(str(self.directory), exc)
             names = None
-        seen: set[tuple[int, int]] = set()
+        found: dict[tuple[int, int], tuple[str, bool, float, os.stat_result]] = {}
         for name in names or ():
             if name == self.live_name:
                 live, stamp = True, float("inf")
@@ -156,34 +180,69 @@ class Follower:
                 st = os.stat(path)
             except OSError:
                 continue  # vanished between listing and stat, or a dangling link
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in seen:
-                continue  # a link to a file already listed
-            seen.add(key)
+            if stat.S_ISREG(st.st_mode):
+                # A second name of a file already listed (a link) keeps the first.
+                found.setdefault((st.st_dev, st.st_ino), (path, live, stamp, st))
+        # Files known by device and inode first: what they no longer hold is retired
+        # before new files (copies) are matched against it by fingerprint.
+        order = sorted(found, key=lambda k: k not in self.cursors and k not in self.saved)
+        for key in order:
+            path, live, stamp, st = found[key]
             cursor = self.cursors.get(key)
+            if cursor is not None:
+                cursor = self._recheck(key, cursor, path, live, st)
             if cursor is None:
                 cursor = self._open(key, path, live, st)
                 if cursor is None:
                     continue
-            elif cursor.path != path:
-                if cursor.live and not live:
-                    telemetry.file_rotated(self.category, cursor.path, path)
-                cursor.path = path
             cursor.live = live
             cursor.gone = False
             cursor.order = (stamp, st.st_mtime)
             cursor.size = st.st_size
-            if st.st_size < cursor.read_offset:
-                cursor = self._restart_truncated(key, cursor, st.st_size)
         if names is not None:
             self.first_run = False
-            self.saved.clear()  # entries for files that no longer exist
-        return self._arrange(seen)
+            for entry in self.saved.values():  # files that no longer exist where saved
+                self._retire(entry.fp_len, entry.fp, entry.offset)
+            self.saved.clear()
+        return self._arrange(set(found))
+
+    def _recheck(
+        self, key: tuple[int, int], cursor: Cursor, path: str, live: bool, st: os.stat_result
+    ) -> Cursor | None:
+        """The cursor of a known file after a look at it; None when it is another file now."""
+        if cursor.path != path:
+            if cursor.live and not live:
+                telemetry.file_rotated(self.category, cursor.path, path)
+            cursor.path = path
+        seen = (st.st_size, st.st_mtime_ns)
+        if seen == cursor.seen:
+            return cursor
+        cursor.seen = seen
+        # It changed: check that its first bytes are still the ones it started with.
+        ident = cursor.identity
+        fd = cursor.fd
+        try:
+            if fd is None:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            same = os.fstat(fd).st_ino == key[1] and same_start(fd, ident.fp_len, ident.fp)
+        except OSError as exc:
+            self._report(path, exc)
+            return cursor
+        finally:
+            if cursor.fd is None and fd is not None:
+                os.close(fd)
+        if not same and cursor.fd is None:
+            # Closed, then deleted and its inode reused, or rewritten: another file now.
+            self._forget(key, cursor)
+            return None
+        if same and st.st_size >= cursor.read_offset:
+            return cursor
+        return self._restart_truncated(key, cursor, st.st_size)
 
     def _stamp(self, match: re.Match[str]) -> float:
         text = next(g for g in match.groups() if g is not None)
+        if self.source.rotated == NUMBERED:
+            return -float(text)  # app.log.1 is the newest rotated file
         try:
             return time.mktime(time.strptime(text, self.source.rotated))
         except (ValueError, OverflowError):
@@ -205,6 +264,7 @@ class Follower:
                 cursor.close()
             if cursor.gone and cursor.fd is None:
                 del self.cursors[key]
+                self._copies_of(cursor)  # read to its end: its copies hold nothing more
         # Files that stopped being live (gone first, then by rotation time), then live.
         return sorted(self.cursors.values(), key=lambda c: (c.live, not c.gone, c.order))
 
@@ -227,13 +287,19 @@ class Follower:
             os.close(fd)
             self._report(path, exc)
             return None
-        offset, reason = self._start_offset(key, fd, fst, live)
         identity = Identity(key[0], key[1], fp_len, fp)
+        original = self._intact_original(key, fd)
+        if original is not None:
+            offset, reason = fst.st_size, f"copy of {original.path}"
+        else:
+            offset, reason = self._start_offset(key, fd, fst, live)
         cursor = Cursor(self.category, identity, path, offset, fd)
         cursor.live = live
         cursor.size = fst.st_size
+        cursor.seen = (fst.st_size, fst.st_mtime_ns)
         cursor.assembler = assembler_for(self.source)
         self.cursors[key] = cursor
+        cursor.copy_of = original
         if offset >= fst.st_size and not live:
             cursor.close()  # nothing to read now; reopened if it grows
             telemetry.file_skipped(self.category, path, reason)
@@ -241,17 +307,32 @@ class Follower:
             telemetry.file_opened(self.category, path, offset, reason)
         return cursor
 
+    def _intact_original(self, key: tuple[int, int], fd: int) -> Cursor | None:
+        """The followed file that ``fd``'s file is a copy of, while that one is intact."""
+        for cursor in self.cursors.values():
+            ident = cursor.identity
+            if cursor.fd is None or ident.fp_len == 0 or (ident.dev, ident.ino) == key:
+                continue
+            if same_start(fd, ident.fp_len, ident.fp) and same_start(
+                cursor.fd, ident.fp_len, ident.fp
+            ):
+                return cursor
+        return None
+
     def _start_offset(
         self, key: tuple[int, int], fd: int, st: os.stat_result, live: bool
     ) -> tuple[int, str]:
         saved = self.saved.pop(key, None)
         if saved is not None:
-            fp_len, fp = fingerprint(fd, saved.fp_len)
-            if fp_len == saved.fp_len and fp == saved.fp:
+            if same_start(fd, saved.fp_len, saved.fp):
                 if saved.offset <= st.st_size:
                     return saved.offset, "checkpoint"
                 return 0, "truncated while stopped"
-            # Same inode, other content: the inode was reused for a new file.
+            # Same inode, other content: reused for a new file, or rewritten in place.
+            self._retire(saved.fp_len, saved.fp, saved.offset)
+        known = self._by_fingerprint(fd, st.st_size)
+        if known is not None:
+            return known
         if self.first_run:
             if live:
                 at_end = self.source.start_at == "end"
@@ -261,8 +342,46 @@ class Follower:
             return 0, "new file"
         return st.st_size, "history"
 
+    def _by_fingerprint(self, fd: int, size: int) -> tuple[int, str] | None:
+        """Where to start a file whose first bytes match a saved entry or retired content."""
+        candidates = [((f.fp_len, f.fp), f.offset, "fingerprint") for f in self.saved.values()]
+        candidates += [(fp, offset, "copy") for fp, offset in self.retired.items()]
+        for (fp_len, fp), offset, reason in candidates:
+            if fp_len > 0 and offset <= size and same_start(fd, fp_len, fp):
+                self.saved = {
+                    k: f for k, f in self.saved.items() if (f.fp_len, f.fp) != (fp_len, fp)
+                }
+                self.retired.pop((fp_len, fp), None)
+                return offset, reason
+        return None
+
+    def _copies_of(self, original: Cursor) -> list[Cursor]:
+        """Release and return the copies of ``original``."""
+        copies = [c for c in self.cursors.values() if c.copy_of is original]
+        for copy in copies:
+            copy.copy_of = None
+        return copies
+
+    def _retire(self, fp_len: int, fp: str, offset: int) -> None:
+        if fp_len == 0 or offset == 0:
+            return
+        self.retired[(fp_len, fp)] = offset
+        while len(self.retired) > RETIRED_KEPT:
+            del self.retired[next(iter(self.retired))]
+
+    def _forget(self, key: tuple[int, int], cursor: Cursor) -> None:
+        cursor.close()
+        del self.cursors[key]
+        self._retire(cursor.identity.fp_len, cursor.identity.fp, cursor.read_offset)
+
     def _restart_truncated(self, key: tuple[int, int], old: Cursor, size: int) -> Cursor:
         telemetry.file_truncated(self.category, old.path, size, old.read_offset)
+        ident = old.identity
+        self._retire(ident.fp_len, ident.fp, old.read_offset)
+        # Copies made before the truncation hold what was written after the last read.
+        for copy in self._copies_of(old):
+            copy.read_offset = copy.delivered_offset = min(old.read_offset, copy.read_offset)
+            telemetry.file_opened(self.category, copy.path, copy.read_offset, "copy")
         fd, old.fd = old.fd, None
         if fd is None:
             try:
@@ -274,6 +393,7 @@ class Follower:
         fp_len, fp = fingerprint(fd)
         cursor = Cursor(self.category, Identity(key[0], key[1], fp_len, fp), old.path, 0, fd)
         cursor.live, cursor.order, cursor.size = old.live, old.order, size
+        cursor.seen = old.seen
         cursor.assembler = assembler_for(self.source)
         self.cursors[key] = cursor
         return cursor
@@ -409,7 +529,8 @@ class Follower:
     # ------------------------------------------------------------------ state
 
     def checkpoint(self) -> SourceCheckpoint:
-        files = [c.checkpoint() for c in self.cursors.values() if not c.gone]
+        # A copy of an intact file is left out: after a restart it is matched again.
+        files = [c.checkpoint() for c in self.cursors.values() if not c.gone and c.copy_of is None]
         # Entries not yet matched to a file (the folder could not be listed yet).
         files.extend(self.saved.values())
         return SourceCheckpoint(self.since, files)

@@ -4,12 +4,15 @@ Each source's folder is watched; any change in it sets the source's wake event, 
 the observer's thread through the event loop.  The watch is a way to react fast,
 not the only way: readers also rescan every ``rescan_interval`` (inotify queues
 overflow, network filesystems send nothing), and a folder that does not exist yet
-is watched as soon as a rescan finds it.
+is watched as soon as a rescan finds it.  A watched folder that is deleted (and
+perhaps created again: a new inode) is watched anew when :meth:`Watcher.ensure`
+finds it changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,8 @@ class Watcher:
         self.observer: Any = Observer()
         self.observer.daemon = True
         self._handlers: dict[Path, _Waker] = {}
-        self._watched: set[Path] = set()
+        # Folder -> (its device and inode when scheduled, the observer's watch).
+        self._watched: dict[Path, tuple[tuple[int, int], Any]] = {}
         self.started = False
 
     def start(self) -> None:
@@ -52,16 +56,31 @@ class Watcher:
         return self.ensure(directory)
 
     def ensure(self, directory: Path) -> bool:
-        """Watch ``directory`` if it exists now and is not watched yet."""
-        if directory in self._watched:
-            return True
-        if not directory.is_dir():
+        """Watch ``directory`` if it exists now and is not watched (as it is now) yet."""
+        try:
+            st = os.stat(directory)
+            identity = (st.st_dev, st.st_ino)
+        except OSError:
+            identity = None
+        watched = self._watched.get(directory)
+        if watched is not None:
+            if watched[0] == identity:
+                return True
+            # Deleted, or deleted and created again: its old watch sees nothing more.
+            del self._watched[directory]
+            try:
+                self.observer.unschedule(watched[1])
+            except (KeyError, OSError):
+                pass  # the observer already dropped the watch of a deleted folder
+        if identity is None or not directory.is_dir():
             return False
         try:
-            self.observer.schedule(self._handlers[directory], str(directory), recursive=False)
+            watch = self.observer.schedule(
+                self._handlers[directory], str(directory), recursive=False
+            )
         except OSError:
             return False
-        self._watched.add(directory)
+        self._watched[directory] = (identity, watch)
         return True
 
     def watching(self, directory: Path) -> bool:
