@@ -65,15 +65,24 @@ class Identity:
     fp: str
 
 
-def fingerprint(fd: int, limit: int = FINGERPRINT_BYTES) -> tuple[int, str]:
-    """Length and digest of a file's first bytes (up to ``limit``)."""
-    head = os.pread(fd, limit, 0)
-    return len(head), hashlib.blake2b(head, digest_size=16).hexdigest()
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def fingerprint(fd: int) -> tuple[int, str]:
+    """Length and digest of a file's first bytes: ``FINGERPRINT_BYTES`` of them, or its
+    complete first lines while it is shorter (a partial line is no identity: ``{`` or a
+    timestamp's first digits start many files)."""
+    head = os.pread(fd, FINGERPRINT_BYTES, 0)
+    if len(head) < FINGERPRINT_BYTES:
+        head = head[: head.rfind(b"\n") + 1]
+    return len(head), _digest(head)
 
 
 def same_start(fd: int, fp_len: int, fp: str) -> bool:
-    """Whether the file behind ``fd`` still starts with the fingerprinted bytes."""
-    return fingerprint(fd, fp_len) == (fp_len, fp)
+    """Whether the file behind ``fd`` starts with the fingerprinted bytes."""
+    head = os.pread(fd, fp_len, 0)
+    return len(head) == fp_len and _digest(head) == fp
 
 
 def rotated_pattern(live_name: str, suffix: str) -> re.Pattern[str]:
@@ -215,10 +224,11 @@ class Follower:
                 telemetry.file_rotated(self.category, cursor.path, path)
             cursor.path = path
         seen = (st.st_size, st.st_mtime_ns)
-        if seen == cursor.seen:
-            return cursor
+        if seen == cursor.seen and cursor.fd is None:
+            return cursor  # unchanged: not worth opening it to look
         cursor.seen = seen
-        # It changed: check that its first bytes are still the ones it started with.
+        # Check that its first bytes are still the ones it started with (a pread of an
+        # open file is cheap; a truncation and rewrite can leave the same size).
         ident = cursor.identity
         fd = cursor.fd
         try:
@@ -231,8 +241,10 @@ class Follower:
         finally:
             if cursor.fd is None and fd is not None:
                 os.close(fd)
-        if not same and cursor.fd is None:
-            # Closed, then deleted and its inode reused, or rewritten: another file now.
+        if cursor.fd is None and (not same or ident.fp_len == 0):
+            # Closed, then deleted and its inode reused, or rewritten: another file now
+            # (or perhaps: nothing told an empty file apart; opened anew, it is placed
+            # like any file never seen).
             self._forget(key, cursor)
             return None
         if same and st.st_size >= cursor.read_offset:
@@ -255,8 +267,7 @@ class Follower:
                 cursor.gone = True
                 cursor.live = False
                 if cursor.fd is not None:
-                    with contextlib.suppress(OSError):
-                        cursor.size = os.fstat(cursor.fd).st_size
+                    cursor = self._recheck_gone(key, cursor)
             idle = now - cursor.last_growth >= ROTATE_WAIT
             drained = cursor.read_offset >= cursor.size and not cursor.pending_record()
             if not cursor.live and idle and drained and cursor.fd is not None:
@@ -267,6 +278,23 @@ class Follower:
                 self._copies_of(cursor)  # read to its end: its copies hold nothing more
         # Files that stopped being live (gone first, then by rotation time), then live.
         return sorted(self.cursors.values(), key=lambda c: (c.live, not c.gone, c.order))
+
+    def _recheck_gone(self, key: tuple[int, int], cursor: Cursor) -> Cursor:
+        """A file under no watched name, read through its descriptor: truncated or
+        rewritten before it went away, its new content is read from 0."""
+        assert cursor.fd is not None
+        ident = cursor.identity
+        try:
+            size = os.fstat(cursor.fd).st_size
+            same = same_start(cursor.fd, ident.fp_len, ident.fp)
+        except OSError:
+            return cursor
+        cursor.size = size
+        if same and size >= cursor.read_offset:
+            return cursor
+        cursor = self._restart_truncated(key, cursor, size)
+        cursor.gone = True
+        return cursor
 
     def _open(
         self, key: tuple[int, int], path: str, live: bool, st: os.stat_result
@@ -288,7 +316,7 @@ class Follower:
             self._report(path, exc)
             return None
         identity = Identity(key[0], key[1], fp_len, fp)
-        original = self._intact_original(key, fd)
+        original = None if live else self._original(key, fd)
         if original is not None:
             offset, reason = fst.st_size, f"copy of {original.path}"
         else:
@@ -307,23 +335,30 @@ class Follower:
             telemetry.file_opened(self.category, path, offset, reason)
         return cursor
 
-    def _intact_original(self, key: tuple[int, int], fd: int) -> Cursor | None:
-        """The followed file that ``fd``'s file is a copy of, while that one is intact."""
-        for cursor in self.cursors.values():
+    def _original(self, key: tuple[int, int], fd: int) -> Cursor | None:
+        """The intact open followed file that ``fd``'s file is a copy of.
+
+        An original that was truncated since (a deleted one is not rechecked by a scan)
+        restarts at 0 here, so the copy is placed by the content it retired.
+        """
+        for okey, cursor in self.cursors.items():
             ident = cursor.identity
-            if cursor.fd is None or ident.fp_len == 0 or (ident.dev, ident.ino) == key:
+            if cursor.fd is None or ident.fp_len == 0 or okey == key:
                 continue
-            if same_start(fd, ident.fp_len, ident.fp) and same_start(
-                cursor.fd, ident.fp_len, ident.fp
-            ):
-                return cursor
+            if same_start(fd, ident.fp_len, ident.fp):
+                if same_start(cursor.fd, ident.fp_len, ident.fp):
+                    return cursor
+                self._restart_truncated(okey, cursor, os.fstat(cursor.fd).st_size)
+                return None
         return None
 
     def _start_offset(
         self, key: tuple[int, int], fd: int, st: os.stat_result, live: bool
     ) -> tuple[int, str]:
         saved = self.saved.pop(key, None)
-        if saved is not None:
+        # An entry without a fingerprint (no complete line yet) cannot tell its file from
+        # another that reused the inode; its offset was 0 anyway.
+        if saved is not None and saved.fp_len > 0:
             if same_start(fd, saved.fp_len, saved.fp):
                 if saved.offset <= st.st_size:
                     return saved.offset, "checkpoint"
@@ -441,9 +476,8 @@ class Follower:
             self._report(cursor.path, exc)
             return False
         ident = cursor.identity
-        if (st.st_dev, st.st_ino) != (ident.dev, ident.ino) or fingerprint(fd, ident.fp_len) != (
-            ident.fp_len,
-            ident.fp,
+        if (st.st_dev, st.st_ino) != (ident.dev, ident.ino) or not same_start(
+            fd, ident.fp_len, ident.fp
         ):
             os.close(fd)  # another file now; the next scan opens it as one
             return False
