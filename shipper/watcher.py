@@ -4,9 +4,9 @@ Each source's folder is watched; any change in it sets the source's wake event, 
 the observer's thread through the event loop.  The watch is a way to react fast,
 not the only way: readers also rescan every ``rescan_interval`` (inotify queues
 overflow, network filesystems send nothing), and a folder that does not exist yet
-is watched as soon as a rescan finds it.  A watched folder that is deleted (and
-perhaps created again: a new inode) is watched anew when :meth:`Watcher.ensure`
-finds it changed.
+is watched through its nearest existing ancestor until it appears.  A watched
+folder that is deleted (and perhaps created again: a new inode) is watched anew
+when :meth:`Watcher.ensure` finds it changed.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class Watcher:
         self.observer: Any = Observer()
         self.observer.daemon = True
         self._handlers: dict[Path, _Waker] = {}
-        # Folder -> (its device and inode when scheduled, the observer's watch).
-        self._watched: dict[Path, tuple[tuple[int, int], Any]] = {}
+        # Folder -> (the path watched for it, with its device and inode; the watch).
+        self._watched: dict[Path, tuple[tuple[Path, int, int], Any]] = {}
         self.started = False
 
     def start(self) -> None:
@@ -56,32 +56,42 @@ class Watcher:
         return self.ensure(directory)
 
     def ensure(self, directory: Path) -> bool:
-        """Watch ``directory`` if it exists now and is not watched (as it is now) yet."""
+        """Watch ``directory`` as it is now; True when it exists and is watched.
+
+        While it does not exist, its nearest existing ancestor is watched instead, so
+        that its creation wakes the reader (which then calls this again).
+        """
+        target = directory
+        while not target.is_dir() and target.parent != target:
+            target = target.parent
         try:
-            st = os.stat(directory)
-            identity = (st.st_dev, st.st_ino)
+            st = os.stat(target)
         except OSError:
-            identity = None
-        watched = self._watched.get(directory)
-        if watched is not None:
-            if watched[0] == identity:
-                return True
-            # Deleted, or deleted and created again: its old watch sees nothing more.
-            del self._watched[directory]
-            try:
-                self.observer.unschedule(watched[1])
-            except (KeyError, OSError):
-                pass  # the observer already dropped the watch of a deleted folder
-        if identity is None or not directory.is_dir():
             return False
+        identity = (target, st.st_dev, st.st_ino)
+        current = self._watched.get(directory)
+        if current is not None:
+            if current[0] == identity:
+                return target == directory
+            # Deleted (perhaps created again), or created at last: its old watch goes.
+            del self._watched[directory]
+            self._drop(directory, current[1])
         try:
-            watch = self.observer.schedule(
-                self._handlers[directory], str(directory), recursive=False
-            )
+            watch = self.observer.schedule(self._handlers[directory], str(target), recursive=False)
         except OSError:
             return False
         self._watched[directory] = (identity, watch)
-        return True
+        return target == directory
+
+    def _drop(self, directory: Path, watch: Any) -> None:
+        shared = any(w == watch for _, w in self._watched.values())
+        try:
+            if shared:  # another folder's watch on the same path: only our handler goes
+                self.observer.remove_handler_for_watch(self._handlers[directory], watch)
+            else:
+                self.observer.unschedule(watch)
+        except (KeyError, OSError):
+            pass  # the observer already dropped the watch of a deleted folder
 
     def watching(self, directory: Path) -> bool:
         """Whether changes in ``directory`` are being watched."""
