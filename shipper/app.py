@@ -200,7 +200,11 @@ class Shipper:
         while not self.stopping.is_set():
             wake.clear()
             progressed = False
-            for cursor in follower.scan():
+            cursors = follower.scan()
+            orphaned = follower.take_orphaned()
+            if orphaned:
+                await stream.put(orphaned)
+            for cursor in cursors:
                 events = follower.read(cursor, int(time.time() * 1000))
                 if events is None:
                     if not cursor.live:
@@ -224,7 +228,8 @@ class Shipper:
                 await asyncio.sleep(0)
                 continue
             assert self.watcher is not None
-            self.watcher.ensure(follower.directory)
+            if self.watcher.ensure(follower.directory):
+                continue  # a new watch: what changed before it is found by a scan now
             timeout = MULTILINE_WAIT if waiting else self.config.rescan_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_first(wake, self.stopping), timeout)

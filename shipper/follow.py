@@ -164,6 +164,8 @@ class Follower:
         # Fingerprint -> offset of content no longer found at its device and inode
         # (truncated, rewritten, or saved under an inode that is gone).
         self.retired: dict[tuple[int, str], int] = {}
+        # Content generations ended by a truncation while a record was still open.
+        self.orphans: list[Cursor] = []
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
 
     # ------------------------------------------------------------------ discovery
@@ -411,6 +413,8 @@ class Follower:
 
     def _restart_truncated(self, key: tuple[int, int], old: Cursor, size: int) -> Cursor:
         telemetry.file_truncated(self.category, old.path, size, old.read_offset)
+        if old.pending_record():
+            self.orphans.append(old)  # its last record is complete: nothing follows it
         ident = old.identity
         self._retire(ident.fp_len, ident.fp, old.read_offset)
         # Copies made before the truncation hold what was written after the last read.
@@ -540,6 +544,14 @@ class Follower:
                 cursor.part = 0
         records.extend(cursor.assembler.feed(whole, now_ms))
         return self._render(cursor, records)
+
+    def take_orphaned(self) -> list[Event]:
+        """The last records of content generations that a truncation ended."""
+        events = []
+        for cursor in self.orphans:
+            events.extend(self.flush_quiet(cursor, 0.0))
+        self.orphans.clear()
+        return events
 
     def flush_quiet(self, cursor: Cursor, quiet_for: float) -> list[Event]:
         """The pending record of a file quiet for ``quiet_for`` seconds, as events."""

@@ -49,14 +49,15 @@ class Watcher:
         self.started = True
 
     def add(self, directory: Path, wake: asyncio.Event) -> bool:
-        """Wake ``wake`` on changes in ``directory``; False while it cannot be watched."""
+        """Wake ``wake`` on changes in ``directory`` (see :meth:`ensure`)."""
         handler = self._handlers.setdefault(directory, _Waker(self.loop))
         if wake not in handler.wakes:
             handler.wakes.append(wake)
         return self.ensure(directory)
 
     def ensure(self, directory: Path) -> bool:
-        """Watch ``directory`` as it is now; True when it exists and is watched.
+        """Watch ``directory`` as it is now; True when a new watch was placed (changes
+        made before it went unseen: the caller should look again).
 
         While it does not exist, its nearest existing ancestor is watched instead, so
         that its creation wakes the reader (which then calls this again).
@@ -72,7 +73,7 @@ class Watcher:
         current = self._watched.get(directory)
         if current is not None:
             if current[0] == identity:
-                return target == directory
+                return False
             # Deleted (perhaps created again), or created at last: its old watch goes.
             del self._watched[directory]
             self._drop(directory, current[1])
@@ -81,7 +82,7 @@ class Watcher:
         except OSError:
             return False
         self._watched[directory] = (identity, watch)
-        return target == directory
+        return True
 
     def _drop(self, directory: Path, watch: Any) -> None:
         shared = any(w == watch for _, w in self._watched.values())
