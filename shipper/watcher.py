@@ -24,8 +24,14 @@ class _Waker(FileSystemEventHandler):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.wakes: list[asyncio.Event] = []
+        self.target = ""  # the path watched
+        # The watched folder itself went away: its watch ends (a folder created again
+        # in its place can even reuse its inode, so the inode cannot tell).
+        self.lost = False
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("deleted", "moved") and event.src_path == self.target:
+            self.lost = True
         for wake in self.wakes:
             # Reading is_set from this thread is a harmless race: at worst one extra wake.
             if not wake.is_set():
@@ -70,15 +76,17 @@ class Watcher:
         except OSError:
             return False
         identity = (target, st.st_dev, st.st_ino)
+        handler = self._handlers[directory]
         current = self._watched.get(directory)
         if current is not None:
-            if current[0] == identity:
+            if current[0] == identity and not handler.lost:
                 return False
             # Deleted (perhaps created again), or created at last: its old watch goes.
             del self._watched[directory]
             self._drop(directory, current[1])
+        handler.target, handler.lost = str(target), False
         try:
-            watch = self.observer.schedule(self._handlers[directory], str(target), recursive=False)
+            watch = self.observer.schedule(handler, str(target), recursive=False)
         except OSError:
             return False
         self._watched[directory] = (identity, watch)

@@ -42,7 +42,7 @@ class TestCrashSafety:
         and rotates.  After the last restart every record is there; the duplicates are
         no more than one batch per kill (the batch in flight)."""
         config = scenario.config(batch={"flush_interval": 0.2, "max_events": BATCH_EVENTS})
-        writer, manifest = start_writer(scenario, count=3000, rollovers=6, interval=0.004)
+        writer, manifest = start_writer(scenario, count=3000, rollovers=6, interval=0.01)
         rng = random.Random(3)
         kills = 20
         try:
@@ -125,7 +125,7 @@ class TestGracefulRestart:
         """Case 7: SIGTERM at random moments, six times, while a writer writes and
         rotates: every record exactly once."""
         config = scenario.config()
-        writer, manifest = start_writer(scenario, count=1500, rollovers=4, interval=0.004)
+        writer, manifest = start_writer(scenario, count=1500, rollovers=4, interval=0.008)
         rng = random.Random(7)
         try:
             for _ in range(6):
