@@ -367,7 +367,7 @@ class Follower:
                 return 0, "truncated while stopped"
             # Same inode, other content: reused for a new file, or rewritten in place.
             self._retire(saved.fp_len, saved.fp, saved.offset)
-        known = self._by_fingerprint(fd, st.st_size)
+        known = self._by_fingerprint(fd, st.st_size, copies=not live)
         if known is not None:
             return known
         if self.first_run:
@@ -379,10 +379,12 @@ class Follower:
             return 0, "new file"
         return st.st_size, "history"
 
-    def _by_fingerprint(self, fd: int, size: int) -> tuple[int, str] | None:
-        """Where to start a file whose first bytes match a saved entry or retired content."""
+    def _by_fingerprint(self, fd: int, size: int, copies: bool) -> tuple[int, str] | None:
+        """Where to start a file whose first bytes match a saved entry (the device
+        number changed) or, for a possible copy, retired content."""
         candidates = [((f.fp_len, f.fp), f.offset, "fingerprint") for f in self.saved.values()]
-        candidates += [(fp, offset, "copy") for fp, offset in self.retired.items()]
+        if copies:  # a new live file is never a copy: it is new content
+            candidates += [(fp, offset, "copy") for fp, offset in self.retired.items()]
         for (fp_len, fp), offset, reason in candidates:
             if fp_len > 0 and offset <= size and same_start(fd, fp_len, fp):
                 self.saved = {

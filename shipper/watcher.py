@@ -5,8 +5,8 @@ the observer's thread through the event loop.  The watch is a way to react fast,
 not the only way: readers also rescan every ``rescan_interval`` (inotify queues
 overflow, network filesystems send nothing), and a folder that does not exist yet
 is watched through its nearest existing ancestor until it appears.  A watched
-folder that is deleted (and perhaps created again: a new inode) is watched anew
-when :meth:`Watcher.ensure` finds it changed.
+folder's parent is watched too, for the folder's own deletion and creation: a
+folder deleted and created again (even on the same inode) is watched anew.
 """
 
 from __future__ import annotations
@@ -19,23 +19,42 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+_FOLDER_CHANGES = ("created", "deleted", "moved")
+
 
 class _Waker(FileSystemEventHandler):
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, directory: Path) -> None:
         self.loop = loop
+        self.directory = str(directory)
         self.wakes: list[asyncio.Event] = []
-        self.target = ""  # the path watched
-        # The watched folder itself went away: its watch ends (a folder created again
-        # in its place can even reuse its inode, so the inode cannot tell).
+        # The folder itself was deleted, moved or created (seen from its parent): its
+        # watch, if any, sees nothing more.  A folder created again in its place can
+        # reuse the inode, so the inode alone cannot tell.
         self.lost = False
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("deleted", "moved") and event.src_path == self.target:
-            self.lost = True
+        self.wake()
+
+    def wake(self) -> None:
         for wake in self.wakes:
             # Reading is_set from this thread is a harmless race: at worst one extra wake.
             if not wake.is_set():
                 self.loop.call_soon_threadsafe(wake.set)
+
+
+class _ParentGuard(FileSystemEventHandler):
+    """On a folder's parent: tells the folder's waker when the folder itself changes."""
+
+    def __init__(self, waker: _Waker) -> None:
+        self.waker = waker
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _FOLDER_CHANGES and self.waker.directory in (
+            event.src_path,
+            event.dest_path,
+        ):
+            self.waker.lost = True
+            self.waker.wake()
 
 
 class Watcher:
@@ -46,6 +65,7 @@ class Watcher:
         self.observer: Any = Observer()
         self.observer.daemon = True
         self._handlers: dict[Path, _Waker] = {}
+        self._guarded: set[Path] = set()
         # Folder -> (the path watched for it, with its device and inode; the watch).
         self._watched: dict[Path, tuple[tuple[Path, int, int], Any]] = {}
         self.started = False
@@ -56,7 +76,7 @@ class Watcher:
 
     def add(self, directory: Path, wake: asyncio.Event) -> bool:
         """Wake ``wake`` on changes in ``directory`` (see :meth:`ensure`)."""
-        handler = self._handlers.setdefault(directory, _Waker(self.loop))
+        handler = self._handlers.setdefault(directory, _Waker(self.loop, directory))
         if wake not in handler.wakes:
             handler.wakes.append(wake)
         return self.ensure(directory)
@@ -84,13 +104,25 @@ class Watcher:
             # Deleted (perhaps created again), or created at last: its old watch goes.
             del self._watched[directory]
             self._drop(directory, current[1])
-        handler.target, handler.lost = str(target), False
+        handler.lost = False
+        self._guard(directory)
         try:
             watch = self.observer.schedule(handler, str(target), recursive=False)
         except OSError:
             return False
         self._watched[directory] = (identity, watch)
         return True
+
+    def _guard(self, directory: Path) -> None:
+        """Watch the folder's parent for the folder's own deletion and creation."""
+        if directory in self._guarded or not directory.parent.is_dir():
+            return
+        try:
+            guard = _ParentGuard(self._handlers[directory])
+            self.observer.schedule(guard, str(directory.parent), recursive=False)
+        except OSError:
+            return
+        self._guarded.add(directory)
 
     def _drop(self, directory: Path, watch: Any) -> None:
         shared = any(w == watch for _, w in self._watched.values())

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -134,10 +135,15 @@ class FollowModel(RuleBasedStateMachine):
             self.excused.update(set(lines) - set(self.delivered) - self._held_elsewhere(name))
         self.looked_at.discard(name)
 
-    @rule()
-    def restart(self) -> None:
-        """A graceful restart: the checkpoint of acknowledged offsets, a new follower."""
+    @rule(other_device=st.booleans())
+    def restart(self, other_device: bool) -> None:
+        """A graceful restart: the checkpoint of acknowledged offsets, a new follower.
+        With ``other_device`` the files come back under another device number (a
+        container restarted elsewhere): they are found again by fingerprint."""
         saved = self.follower.checkpoint()
+        if other_device:
+            moved = [msgspec.structs.replace(f, dev=f.dev + 1) for f in saved.files]
+            saved = msgspec.structs.replace(saved, files=moved)
         self.follower.close()
         # Lines left only in deleted files were readable only through the closed descriptors.
         on_disk = {n for lines in self.files.values() for n in lines}
