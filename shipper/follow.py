@@ -46,7 +46,9 @@ from shipper.records import Event, Record
 from shipper.render import Renderer
 
 FINGERPRINT_BYTES = 512
-READ_CHUNK = 1 << 20
+# Bytes read per step: the reader returns to the event loop after each step, so a
+# small step keeps deliveries going while a backlog is read.
+READ_CHUNK = 64 << 10
 # A file that is no longer the live one is closed after this long without growth.
 ROTATE_WAIT = 30.0
 # A record with no line after it for this long is complete (its traceback is over).
@@ -456,6 +458,10 @@ class Follower:
         assert cursor.fd is not None
         try:
             data = os.pread(cursor.fd, READ_CHUNK, cursor.read_offset)
+            if len(data) == READ_CHUNK and b"\n" not in data:
+                # A line longer than a step: read up to the line limit at once.
+                limit = self.source.max_line_bytes
+                data = os.pread(cursor.fd, max(limit, READ_CHUNK), cursor.read_offset)
         except OSError as exc:
             self._report(cursor.path, exc)
             return None
