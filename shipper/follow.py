@@ -9,14 +9,14 @@ identity, so the shipper reads the rest of it (stale writers included) before th
 Where a file starts being read:
 
 - known from the checkpoint (same inode and fingerprint): at its delivered offset;
+- its device and inode match nothing known (a container restart can change the
+  device number; ``copytruncate`` makes a copy with a new inode) but its first
+  bytes match a saved file or an earlier content generation: at that offset;
 - the source was never covered before: the live file at ``start_at``, rotated
   siblings not at all (they are history from before the shipper);
 - otherwise a file not seen before is new and read from its first byte — except a
   rotated sibling last written before the shipper first covered the source (history).
-
-- a file whose device and inode match nothing known (a container restart can change
-  the device number; ``copytruncate`` makes a copy with a new inode) but whose first
-  bytes match a known file or an earlier content generation: at that file's offset.
+  A source whose checkpoint was lost counts as covered since ever: nothing is history.
 
 A file that shrinks below the read offset, or whose first bytes changed, was truncated
 (``copytruncate``) or rewritten: reading restarts at 0 under a new :class:`Cursor`, so
