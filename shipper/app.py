@@ -124,7 +124,7 @@ class Shipper:
         followed = {source_key(s) for s in config.sources}
         self.resting = {k: v for k, v in state.sources.items() if k not in followed}
         for source in config.sources:
-            self.add_source(source, state.sources.get(source_key(source)), now)
+            self.add_source(source, state.source(source_key(source)), now)
         self.watcher.start()
         if config.health.listen:
             self.health = HealthServer(config.health.listen, self.readiness)

@@ -12,6 +12,7 @@ folder deleted and created again (even on the same inode) is watched anew.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,15 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 _FOLDER_CHANGES = ("created", "deleted", "moved")
+
+
+def _not_stop_race(record: logging.LogRecord) -> bool:
+    # watchdog logs this at ERROR when a watch is removed (or the observer stopped)
+    # while its thread waits for events: harmless, and not in the shipper's log form.
+    return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_not_stop_race)
 
 
 class _Waker(FileSystemEventHandler):
@@ -135,8 +145,13 @@ class Watcher:
             pass  # the observer already dropped the watch of a deleted folder
 
     def watching(self, directory: Path) -> bool:
-        """Whether changes in ``directory`` are being watched."""
-        return directory in self._watched
+        """Whether changes in ``directory`` are being watched (not only its ancestor's)."""
+        current = self._watched.get(directory)
+        return (
+            current is not None
+            and current[0][0] == directory
+            and not self._handlers[directory].lost
+        )
 
     def stop(self) -> None:
         if self.started:
