@@ -135,9 +135,10 @@ class Watcher:
         self._guarded.add(directory)
 
     def _drop(self, directory: Path, watch: Any) -> None:
-        shared = any(w == watch for _, w in self._watched.values())
+        guard_paths = {str(d.parent) for d in self._guarded}
+        shared = watch.path in guard_paths or any(w == watch for _, w in self._watched.values())
         try:
-            if shared:  # another folder's watch on the same path: only our handler goes
+            if shared:  # another watch on the same path (a guard): only our handler goes
                 self.observer.remove_handler_for_watch(self._handlers[directory], watch)
             else:
                 self.observer.unschedule(watch)

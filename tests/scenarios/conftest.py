@@ -8,7 +8,7 @@ import logging
 import logging.handlers
 import re
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,12 +118,3 @@ class Scenario:
 @pytest.fixture
 def scenario(tmp_path: Path, moto: MotoServer, make_config: Any, group_prefix: str) -> Scenario:
     return Scenario(tmp_path, moto, make_config, group_prefix)
-
-
-@pytest.fixture
-def app_logs() -> Iterator[list[AppLog]]:
-    """AppLogs to close at the end of the test (their handlers hold files open)."""
-    opened: list[AppLog] = []
-    yield opened
-    for log in opened:
-        log.close()
