@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import msgspec
@@ -196,7 +197,7 @@ class FollowModel(RuleBasedStateMachine):
 
     def _rotated_name(self) -> str:
         self.day += 1
-        return f"{LIVE}.{20240100 + self.day}"
+        return f"{LIVE}.{date(2024, 1, 1) + timedelta(days=self.day):%Y%m%d}"
 
     def _explain(self, expected: list[int]) -> str:
         got = set(self.delivered)
