@@ -70,7 +70,7 @@ def stream_names(config: Config, source: SourceConfig, values: dict[str, str]) -
 
 def build_follower(source: SourceConfig, state: State, masker: Masker, now: float) -> Follower:
     renderer = Renderer(source.category, source.output, masker, json_lines=source.format == "json")
-    return Follower(source, state.sources.get(source_key(source)), renderer, now)
+    return Follower(source, state.source(source_key(source)), renderer, now)
 
 
 @dataclass
@@ -125,7 +125,7 @@ class Shipper:
         followed = {source_key(s) for s in config.sources}
         self.resting = {k: v for k, v in state.sources.items() if k not in followed}
         for source in config.sources:
-            self.add_source(source, state.sources.get(source_key(source)), now)
+            self.add_source(source, state.source(source_key(source)), now)
         self.watcher.start()
         if config.health.listen:
             self.health = HealthServer(config.health.listen, self.readiness)
@@ -217,7 +217,11 @@ class Shipper:
         while not self.stopping.is_set():
             wake.clear()
             progressed = False
-            for cursor in follower.scan():
+            cursors = follower.scan()
+            orphaned = follower.take_orphaned()
+            if orphaned:
+                await stream.put(orphaned)
+            for cursor in cursors:
                 events = follower.read(cursor, int(time.time() * 1000))
                 if events is None:
                     if not cursor.live:
@@ -241,7 +245,8 @@ class Shipper:
                 await asyncio.sleep(0)
                 continue
             assert self.watcher is not None
-            self.watcher.ensure(follower.directory)
+            if self.watcher.ensure(follower.directory):
+                continue  # a new watch: what changed before it is found by a scan now
             timeout = MULTILINE_WAIT if waiting else self.config.rescan_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_first(wake, self.stopping), timeout)

@@ -5,8 +5,13 @@ The state is one JSON document in ``state_dir``, versioned, and replaced atomica
 crash leaves either the old or the new state, never a mix.  Files are recorded by
 identity (device, inode and a fingerprint of their first bytes), not by name.
 
-A document that cannot be read is moved aside, reported, and replaced by an empty
-state: the follower then falls back on what the files on disk tell it.
+Each save keeps the document it replaces as ``checkpoints.json.prev``.  A document
+that cannot be read (corrupt, cut short by a disk that lied about fsync) is moved
+aside and reported, and the previous copy is used instead: at worst the batches
+delivered since that copy are sent again.  When no copy can be read either, the
+state is marked lost: every source is then treated as covered from the start of
+time, so the files on disk (found by identity) are shipped again rather than
+skipped — duplicates, but nothing lost.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from shipper import telemetry
 
 VERSION = 1
 FILENAME = "checkpoints.json"
+PREVIOUS = FILENAME + ".prev"
 
 
 class FileCheckpoint(msgspec.Struct, frozen=True):
@@ -47,6 +53,18 @@ class State(msgspec.Struct, frozen=True):
     version: int = VERSION
     sources: dict[str, SourceCheckpoint] = {}
 
+    def source(self, key: str) -> SourceCheckpoint | None:
+        """The checkpoint of one source; None when the source was never covered."""
+        return self.sources.get(key)
+
+
+class LostState(State, frozen=True):
+    """Stands for a state that could not be read: every source counts as covered since
+    ever, so each file on disk is read from its start (duplicates, nothing lost)."""
+
+    def source(self, key: str) -> SourceCheckpoint | None:
+        return SourceCheckpoint(since=0.0)
+
 
 class CheckpointStore:
     """Reads and atomically writes the checkpoint document of one state folder."""
@@ -56,20 +74,46 @@ class CheckpointStore:
         self.path = state_dir / FILENAME
 
     def load(self) -> State:
-        """The saved state; an empty one when there is none or it is unreadable."""
+        """The saved state: the document, else its previous copy, else a lost state.
+
+        No document at all (and no copy) is a first run: an empty state.
+        """
+        previous = self.path.with_name(PREVIOUS)
+        state, problem = self._read(self.path)
+        if problem is None:
+            return state if state is not None else self._recover(previous, "missing")
+        self._set_aside(self.path, problem)
+        return self._recover(previous, problem)
+
+    def _recover(self, previous: Path, problem: str) -> State:
+        state, previous_problem = self._read(previous)
+        if state is not None:
+            if problem != "missing":
+                telemetry.checkpoint_recovered(str(self.path), "previous copy", str(previous))
+            return state
+        if previous_problem is None:
+            return State()  # neither exists: a first run
+        self._set_aside(previous, previous_problem)
+        telemetry.checkpoint_recovered(str(self.path), "files on disk", "")
+        return LostState()
+
+    def _read(self, path: Path) -> tuple[State | None, str | None]:
+        """The state in ``path`` (None when there is no such file), or a problem."""
         try:
-            data = self.path.read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
-            return State()
+            return None, None
+        except OSError as exc:
+            return None, f"unreadable: {exc.strerror or exc}"
         try:
             state = msgspec.json.decode(data, type=State)
         except msgspec.ValidationError as exc:
-            return self._set_aside(f"unexpected content: {exc}")
+            return None, f"unexpected content: {exc}"
         except msgspec.DecodeError as exc:
-            return self._set_aside(f"not valid JSON: {exc}")
+            return None, f"not valid JSON: {exc}"
         if state.version != VERSION:
-            return self._set_aside(f"version {state.version}, expected {VERSION}")
-        return state
+            return None, f"version {state.version}, expected {VERSION}"
+        return state, None
 
     def save(self, state: State) -> None:
         """Replace the saved state atomically."""
@@ -82,6 +126,9 @@ class CheckpointStore:
             os.fsync(fd)
         finally:
             os.close(fd)
+        # Keep the document being replaced: it is the fallback if the new one is damaged.
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.path, self.path.with_name(PREVIOUS))
         os.replace(tmp, self.path)
         with contextlib.suppress(OSError):  # some filesystems cannot fsync a folder
             dir_fd = os.open(self.state_dir, os.O_RDONLY)
@@ -99,12 +146,11 @@ class CheckpointStore:
             return f"{probe} is not writable"
         return None
 
-    def _set_aside(self, reason: str) -> State:
-        aside = self.path.with_name(f"{FILENAME}.corrupt-{int(time.time())}")
+    def _set_aside(self, path: Path, reason: str) -> None:
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
         with contextlib.suppress(OSError):
-            os.replace(self.path, aside)
-        telemetry.checkpoint_corrupt(path=str(self.path), reason=reason, moved_to=str(aside))
-        return State()
+            os.replace(path, aside)
+        telemetry.checkpoint_corrupt(path=str(path), reason=reason, moved_to=str(aside))
 
 
 def to_plain(state: State) -> Any:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-from shipper.parse import FormatError, build_parser, check_datefmt
+from shipper.parse import FormatError, build_parser, check_datefmt, datefmt_pattern
 
 # The values PutRetentionPolicy accepts (CloudWatch Logs API reference).
 RETENTION_DAYS = (
@@ -66,6 +66,16 @@ def _retention(value: Any) -> str | None:
     if value is None or value in RETENTION_DAYS:
         return None
     return "expected one of " + ", ".join(map(str, RETENTION_DAYS))
+
+
+def _rotated(value: Any) -> str | None:
+    if value == "number":
+        return None
+    try:
+        datefmt_pattern(value)
+    except FormatError as exc:
+        return f"expected a strftime suffix such as %Y%m%d, or `number` ({exc})"
+    return None if "%" in value else "expected a strftime suffix such as %Y%m%d, or `number`"
 
 
 def _host_port(value: Any) -> str | None:
@@ -170,7 +180,13 @@ class SourceConfig:
     category: str = field(metadata=doc("The category: names the group/stream and a field."))
     path: Path = field(metadata=doc("The live file; relative to the YAML file's folder."))
     rotated: str = field(
-        default="%Y%m%d", metadata=doc("strftime suffix of rotated siblings (app.log.20240101).")
+        default="%Y%m%d",
+        metadata=doc(
+            "How rotated siblings are named: a strftime suffix (`%Y%m%d` finds app.log.20240101,"
+            " logrotate's dateext app.log-20240101 and a namer's app.20240101.log), or `number`"
+            " for logrotate's numbered app.log.1, app.log.2 (higher is older).",
+            _rotated,
+        ),
     )
     format: str = field(
         default="json",

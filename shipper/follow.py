@@ -9,14 +9,21 @@ identity, so the shipper reads the rest of it (stale writers included) before th
 Where a file starts being read:
 
 - known from the checkpoint (same inode and fingerprint): at its delivered offset;
+- its device and inode match nothing known (a container restart can change the
+  device number; ``copytruncate`` makes a copy with a new inode) but its first
+  bytes match a saved file or an earlier content generation: at that offset;
 - the source was never covered before: the live file at ``start_at``, rotated
   siblings not at all (they are history from before the shipper);
 - otherwise a file not seen before is new and read from its first byte — except a
   rotated sibling last written before the shipper first covered the source (history).
+  A source whose checkpoint was lost counts as covered since ever: nothing is history.
 
-A file that shrinks below the read offset was truncated (``copytruncate``): reading
-restarts at 0 under a new :class:`Cursor`, so acknowledgements of the old content
-cannot move the new content's offset.
+A file that shrinks below the read offset, or whose first bytes changed, was truncated
+(``copytruncate``) or rewritten: reading restarts at 0 under a new :class:`Cursor`, so
+acknowledgements of the old content cannot move the new content's offset.  A copy of
+a file that is still being followed intact (``cp app.log app.log.1``) is not read
+again; when the original is then truncated, the copy is read from where the original
+stopped, so lines written between the last read and the truncation are not lost.
 """
 
 from __future__ import annotations
@@ -39,11 +46,17 @@ from shipper.records import Event, Record
 from shipper.render import Renderer
 
 FINGERPRINT_BYTES = 512
-READ_CHUNK = 1 << 20
+# Bytes read per step: the reader returns to the event loop after each step, so a
+# small step keeps deliveries going while a backlog is read.
+READ_CHUNK = 64 << 10
 # A file that is no longer the live one is closed after this long without growth.
 ROTATE_WAIT = 30.0
 # A record with no line after it for this long is complete (its traceback is over).
 MULTILINE_WAIT = 0.5
+# Content generations remembered by fingerprint, to place copies made by copytruncate.
+RETIRED_KEPT = 64
+# The `rotated` value for logrotate's numbered siblings (app.log.1 newest, app.log.2, ...).
+NUMBERED = "number"
 
 
 @dataclass(frozen=True)
@@ -54,15 +67,30 @@ class Identity:
     fp: str
 
 
-def fingerprint(fd: int, limit: int = FINGERPRINT_BYTES) -> tuple[int, str]:
-    """Length and digest of a file's first bytes (up to ``limit``)."""
-    head = os.pread(fd, limit, 0)
-    return len(head), hashlib.blake2b(head, digest_size=16).hexdigest()
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def fingerprint(fd: int) -> tuple[int, str]:
+    """Length and digest of a file's first bytes: ``FINGERPRINT_BYTES`` of them, or its
+    complete first lines while it is shorter (a partial line is no identity: ``{`` or a
+    timestamp's first digits start many files)."""
+    head = os.pread(fd, FINGERPRINT_BYTES, 0)
+    if len(head) < FINGERPRINT_BYTES:
+        head = head[: head.rfind(b"\n") + 1]
+    return len(head), _digest(head)
+
+
+def same_start(fd: int, fp_len: int, fp: str) -> bool:
+    """Whether the file behind ``fd`` starts with the fingerprinted bytes."""
+    head = os.pread(fd, fp_len, 0)
+    return len(head) == fp_len and _digest(head) == fp
 
 
 def rotated_pattern(live_name: str, suffix: str) -> re.Pattern[str]:
-    """Names of rotated siblings: ``app.log.<suffix>`` or a namer's ``app.<suffix>.log``."""
-    stamp = datefmt_pattern(suffix)
+    """Names of rotated siblings: ``app.log.<suffix>`` (``-`` or ``_`` also separate it,
+    as logrotate's ``dateext`` writes) or a namer's ``app.<suffix>.log``."""
+    stamp = r"[1-9][0-9]*" if suffix == NUMBERED else datefmt_pattern(suffix)
     stem, dot, ext = live_name.rpartition(".")
     forms = [re.escape(live_name) + r"[.\-_]" + f"({stamp})"]
     if dot and stem:
@@ -87,6 +115,10 @@ class Cursor:
         self.last_growth = time.monotonic()
         self.part = 0  # parts already emitted of a line longer than the limit
         self.assembler: Assembler | None = None
+        self.seen: tuple[int, int] = (-1, -1)  # size and mtime at the last scan
+        # The followed file this one is a copy of, while that one is intact: this copy is
+        # read only if the original is truncated (copytruncate), from where it stopped.
+        self.copy_of: Cursor | None = None
 
     def pending_record(self) -> bool:
         return self.assembler is not None and self.assembler.pending is not None
@@ -131,6 +163,11 @@ class Follower:
         self.since = saved.since if saved else now
         self.saved = {(f.dev, f.ino): f for f in saved.files} if saved else {}
         self.cursors: dict[tuple[int, int], Cursor] = {}
+        # Fingerprint -> offset of content no longer found at its device and inode
+        # (truncated, rewritten, or saved under an inode that is gone).
+        self.retired: dict[tuple[int, str], int] = {}
+        # Content generations ended by a truncation while a record was still open.
+        self.orphans: list[Cursor] = []
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
 
     # ------------------------------------------------------------------ discovery
@@ -142,7 +179,7 @@ class Follower:
         except OSError as exc:
             self._report(str(self.directory), exc)
             names = None
-        seen: set[tuple[int, int]] = set()
+        found: dict[tuple[int, int], tuple[str, bool, float, os.stat_result]] = {}
         for name in names or ():
             if name == self.live_name:
                 live, stamp = True, float("inf")
@@ -156,34 +193,72 @@ class Follower:
                 st = os.stat(path)
             except OSError:
                 continue  # vanished between listing and stat, or a dangling link
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            key = (st.st_dev, st.st_ino)
-            if key in seen:
-                continue  # a link to a file already listed
-            seen.add(key)
+            if stat.S_ISREG(st.st_mode):
+                # A second name of a file already listed (a link) keeps the first.
+                found.setdefault((st.st_dev, st.st_ino), (path, live, stamp, st))
+        # Files known by device and inode first: what they no longer hold is retired
+        # before new files (copies) are matched against it by fingerprint.
+        order = sorted(found, key=lambda k: k not in self.cursors and k not in self.saved)
+        for key in order:
+            path, live, stamp, st = found[key]
             cursor = self.cursors.get(key)
+            if cursor is not None:
+                cursor = self._recheck(key, cursor, path, live, st)
             if cursor is None:
                 cursor = self._open(key, path, live, st)
                 if cursor is None:
                     continue
-            elif cursor.path != path:
-                if cursor.live and not live:
-                    telemetry.file_rotated(self.category, cursor.path, path)
-                cursor.path = path
             cursor.live = live
             cursor.gone = False
             cursor.order = (stamp, st.st_mtime)
             cursor.size = st.st_size
-            if st.st_size < cursor.read_offset:
-                cursor = self._restart_truncated(key, cursor, st.st_size)
         if names is not None:
             self.first_run = False
-            self.saved.clear()  # entries for files that no longer exist
-        return self._arrange(seen)
+            for entry in self.saved.values():  # files that no longer exist where saved
+                self._retire(entry.fp_len, entry.fp, entry.offset)
+            self.saved.clear()
+        return self._arrange(set(found))
+
+    def _recheck(
+        self, key: tuple[int, int], cursor: Cursor, path: str, live: bool, st: os.stat_result
+    ) -> Cursor | None:
+        """The cursor of a known file after a look at it; None when it is another file now."""
+        if cursor.path != path:
+            if cursor.live and not live:
+                telemetry.file_rotated(self.category, cursor.path, path)
+            cursor.path = path
+        seen = (st.st_size, st.st_mtime_ns)
+        if seen == cursor.seen and cursor.fd is None:
+            return cursor  # unchanged: not worth opening it to look
+        cursor.seen = seen
+        # Check that its first bytes are still the ones it started with (a pread of an
+        # open file is cheap; a truncation and rewrite can leave the same size).
+        ident = cursor.identity
+        fd = cursor.fd
+        try:
+            if fd is None:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            same = os.fstat(fd).st_ino == key[1] and same_start(fd, ident.fp_len, ident.fp)
+        except OSError as exc:
+            self._report(path, exc)
+            return cursor
+        finally:
+            if cursor.fd is None and fd is not None:
+                os.close(fd)
+        if cursor.fd is None and (not same or ident.fp_len == 0):
+            # Closed, then deleted and its inode reused, or rewritten: another file now
+            # (or perhaps: nothing told an empty file apart; opened anew, it is placed
+            # like any file never seen).
+            self._forget(key, cursor)
+            return None
+        if same and st.st_size >= cursor.read_offset:
+            return cursor
+        return self._restart_truncated(key, cursor, st.st_size)
 
     def _stamp(self, match: re.Match[str]) -> float:
         text = next(g for g in match.groups() if g is not None)
+        if self.source.rotated == NUMBERED:
+            return -float(text)  # app.log.1 is the newest rotated file
         try:
             return time.mktime(time.strptime(text, self.source.rotated))
         except (ValueError, OverflowError):
@@ -196,8 +271,7 @@ class Follower:
                 cursor.gone = True
                 cursor.live = False
                 if cursor.fd is not None:
-                    with contextlib.suppress(OSError):
-                        cursor.size = os.fstat(cursor.fd).st_size
+                    cursor = self._recheck_gone(key, cursor)
             idle = now - cursor.last_growth >= ROTATE_WAIT
             drained = cursor.read_offset >= cursor.size and not cursor.pending_record()
             if not cursor.live and idle and drained and cursor.fd is not None:
@@ -205,8 +279,26 @@ class Follower:
                 cursor.close()
             if cursor.gone and cursor.fd is None:
                 del self.cursors[key]
+                self._copies_of(cursor)  # read to its end: its copies hold nothing more
         # Files that stopped being live (gone first, then by rotation time), then live.
         return sorted(self.cursors.values(), key=lambda c: (c.live, not c.gone, c.order))
+
+    def _recheck_gone(self, key: tuple[int, int], cursor: Cursor) -> Cursor:
+        """A file under no watched name, read through its descriptor: truncated or
+        rewritten before it went away, its new content is read from 0."""
+        assert cursor.fd is not None
+        ident = cursor.identity
+        try:
+            size = os.fstat(cursor.fd).st_size
+            same = same_start(cursor.fd, ident.fp_len, ident.fp)
+        except OSError:
+            return cursor
+        cursor.size = size
+        if same and size >= cursor.read_offset:
+            return cursor
+        cursor = self._restart_truncated(key, cursor, size)
+        cursor.gone = True
+        return cursor
 
     def _open(
         self, key: tuple[int, int], path: str, live: bool, st: os.stat_result
@@ -227,13 +319,19 @@ class Follower:
             os.close(fd)
             self._report(path, exc)
             return None
-        offset, reason = self._start_offset(key, fd, fst, live)
         identity = Identity(key[0], key[1], fp_len, fp)
+        original = None if live else self._original(key, fd)
+        if original is not None:
+            offset, reason = fst.st_size, f"copy of {original.path}"
+        else:
+            offset, reason = self._start_offset(key, fd, fst, live)
         cursor = Cursor(self.category, identity, path, offset, fd)
         cursor.live = live
         cursor.size = fst.st_size
+        cursor.seen = (fst.st_size, fst.st_mtime_ns)
         cursor.assembler = assembler_for(self.source)
         self.cursors[key] = cursor
+        cursor.copy_of = original
         if offset >= fst.st_size and not live:
             cursor.close()  # nothing to read now; reopened if it grows
             telemetry.file_skipped(self.category, path, reason)
@@ -241,17 +339,39 @@ class Follower:
             telemetry.file_opened(self.category, path, offset, reason)
         return cursor
 
+    def _original(self, key: tuple[int, int], fd: int) -> Cursor | None:
+        """The intact open followed file that ``fd``'s file is a copy of.
+
+        An original that was truncated since (a deleted one is not rechecked by a scan)
+        restarts at 0 here, so the copy is placed by the content it retired.
+        """
+        for okey, cursor in self.cursors.items():
+            ident = cursor.identity
+            if cursor.fd is None or ident.fp_len == 0 or okey == key:
+                continue
+            if same_start(fd, ident.fp_len, ident.fp):
+                if same_start(cursor.fd, ident.fp_len, ident.fp):
+                    return cursor
+                self._restart_truncated(okey, cursor, os.fstat(cursor.fd).st_size)
+                return None
+        return None
+
     def _start_offset(
         self, key: tuple[int, int], fd: int, st: os.stat_result, live: bool
     ) -> tuple[int, str]:
         saved = self.saved.pop(key, None)
-        if saved is not None:
-            fp_len, fp = fingerprint(fd, saved.fp_len)
-            if fp_len == saved.fp_len and fp == saved.fp:
+        # An entry without a fingerprint (no complete line yet) cannot tell its file from
+        # another that reused the inode; its offset was 0 anyway.
+        if saved is not None and saved.fp_len > 0:
+            if same_start(fd, saved.fp_len, saved.fp):
                 if saved.offset <= st.st_size:
                     return saved.offset, "checkpoint"
                 return 0, "truncated while stopped"
-            # Same inode, other content: the inode was reused for a new file.
+            # Same inode, other content: reused for a new file, or rewritten in place.
+            self._retire(saved.fp_len, saved.fp, saved.offset)
+        known = self._by_fingerprint(fd, st.st_size, copies=not live)
+        if known is not None:
+            return known
         if self.first_run:
             if live:
                 at_end = self.source.start_at == "end"
@@ -261,8 +381,50 @@ class Follower:
             return 0, "new file"
         return st.st_size, "history"
 
+    def _by_fingerprint(self, fd: int, size: int, copies: bool) -> tuple[int, str] | None:
+        """Where to start a file whose first bytes match a saved entry (the device
+        number changed) or, for a possible copy, retired content."""
+        candidates = [((f.fp_len, f.fp), f.offset, "fingerprint") for f in self.saved.values()]
+        if copies:  # a new live file is never a copy: it is new content
+            candidates += [(fp, offset, "copy") for fp, offset in self.retired.items()]
+        for (fp_len, fp), offset, reason in candidates:
+            if fp_len > 0 and offset <= size and same_start(fd, fp_len, fp):
+                self.saved = {
+                    k: f for k, f in self.saved.items() if (f.fp_len, f.fp) != (fp_len, fp)
+                }
+                self.retired.pop((fp_len, fp), None)
+                return offset, reason
+        return None
+
+    def _copies_of(self, original: Cursor) -> list[Cursor]:
+        """Release and return the copies of ``original``."""
+        copies = [c for c in self.cursors.values() if c.copy_of is original]
+        for copy in copies:
+            copy.copy_of = None
+        return copies
+
+    def _retire(self, fp_len: int, fp: str, offset: int) -> None:
+        if fp_len == 0 or offset == 0:
+            return
+        self.retired[(fp_len, fp)] = offset
+        while len(self.retired) > RETIRED_KEPT:
+            del self.retired[next(iter(self.retired))]
+
+    def _forget(self, key: tuple[int, int], cursor: Cursor) -> None:
+        cursor.close()
+        del self.cursors[key]
+        self._retire(cursor.identity.fp_len, cursor.identity.fp, cursor.read_offset)
+
     def _restart_truncated(self, key: tuple[int, int], old: Cursor, size: int) -> Cursor:
         telemetry.file_truncated(self.category, old.path, size, old.read_offset)
+        if old.pending_record():
+            self.orphans.append(old)  # its last record is complete: nothing follows it
+        ident = old.identity
+        self._retire(ident.fp_len, ident.fp, old.read_offset)
+        # Copies made before the truncation hold what was written after the last read.
+        for copy in self._copies_of(old):
+            copy.read_offset = copy.delivered_offset = min(old.read_offset, copy.read_offset)
+            telemetry.file_opened(self.category, copy.path, copy.read_offset, "copy")
         fd, old.fd = old.fd, None
         if fd is None:
             try:
@@ -274,6 +436,7 @@ class Follower:
         fp_len, fp = fingerprint(fd)
         cursor = Cursor(self.category, Identity(key[0], key[1], fp_len, fp), old.path, 0, fd)
         cursor.live, cursor.order, cursor.size = old.live, old.order, size
+        cursor.seen = old.seen
         cursor.assembler = assembler_for(self.source)
         self.cursors[key] = cursor
         return cursor
@@ -295,6 +458,10 @@ class Follower:
         assert cursor.fd is not None
         try:
             data = os.pread(cursor.fd, READ_CHUNK, cursor.read_offset)
+            if len(data) == READ_CHUNK and b"\n" not in data:
+                # A line longer than a step: read up to the line limit at once.
+                limit = self.source.max_line_bytes
+                data = os.pread(cursor.fd, max(limit, READ_CHUNK), cursor.read_offset)
         except OSError as exc:
             self._report(cursor.path, exc)
             return None
@@ -321,9 +488,8 @@ class Follower:
             self._report(cursor.path, exc)
             return False
         ident = cursor.identity
-        if (st.st_dev, st.st_ino) != (ident.dev, ident.ino) or fingerprint(fd, ident.fp_len) != (
-            ident.fp_len,
-            ident.fp,
+        if (st.st_dev, st.st_ino) != (ident.dev, ident.ino) or not same_start(
+            fd, ident.fp_len, ident.fp
         ):
             os.close(fd)  # another file now; the next scan opens it as one
             return False
@@ -387,6 +553,14 @@ class Follower:
         records.extend(cursor.assembler.feed(whole, now_ms))
         return self._render(cursor, records)
 
+    def take_orphaned(self) -> list[Event]:
+        """The last records of content generations that a truncation ended."""
+        events = []
+        for cursor in self.orphans:
+            events.extend(self.flush_quiet(cursor, 0.0))
+        self.orphans.clear()
+        return events
+
     def flush_quiet(self, cursor: Cursor, quiet_for: float) -> list[Event]:
         """The pending record of a file quiet for ``quiet_for`` seconds, as events."""
         assembler = cursor.assembler
@@ -409,7 +583,8 @@ class Follower:
     # ------------------------------------------------------------------ state
 
     def checkpoint(self) -> SourceCheckpoint:
-        files = [c.checkpoint() for c in self.cursors.values() if not c.gone]
+        # A copy of an intact file is left out: after a restart it is matched again.
+        files = [c.checkpoint() for c in self.cursors.values() if not c.gone and c.copy_of is None]
         # Entries not yet matched to a file (the folder could not be listed yet).
         files.extend(self.saved.values())
         return SourceCheckpoint(self.since, files)

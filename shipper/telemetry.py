@@ -122,6 +122,10 @@ def checkpoint_corrupt(path: str, reason: str, moved_to: str) -> None:
     logs.get().error("checkpoint.corrupt", path=path, reason=reason, moved_to=moved_to)
 
 
+def checkpoint_recovered(path: str, source: str, copy: str) -> None:
+    logs.get().warning("checkpoint.recovered", path=path, recovered_from=source, copy=copy)
+
+
 def checkpoint_error(path: str, error: str) -> None:
     logs.get().error("checkpoint.save_failed", path=path, error=error)
 

@@ -4,29 +4,67 @@ Each source's folder is watched; any change in it sets the source's wake event, 
 the observer's thread through the event loop.  The watch is a way to react fast,
 not the only way: readers also rescan every ``rescan_interval`` (inotify queues
 overflow, network filesystems send nothing), and a folder that does not exist yet
-is watched as soon as a rescan finds it.
+is watched through its nearest existing ancestor until it appears.  A watched
+folder's parent is watched too, for the folder's own deletion and creation: a
+folder deleted and created again (even on the same inode) is watched anew.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+_FOLDER_CHANGES = ("created", "deleted", "moved")
+
+
+def _not_stop_race(record: logging.LogRecord) -> bool:
+    # watchdog logs this at ERROR when a watch is removed (or the observer stopped)
+    # while its thread waits for events: harmless, and not in the shipper's log form.
+    return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_not_stop_race)
+
 
 class _Waker(FileSystemEventHandler):
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, directory: Path) -> None:
         self.loop = loop
+        self.directory = str(directory)
         self.wakes: list[asyncio.Event] = []
+        # The folder itself was deleted, moved or created (seen from its parent): its
+        # watch, if any, sees nothing more.  A folder created again in its place can
+        # reuse the inode, so the inode alone cannot tell.
+        self.lost = False
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        self.wake()
+
+    def wake(self) -> None:
         for wake in self.wakes:
             # Reading is_set from this thread is a harmless race: at worst one extra wake.
             if not wake.is_set():
                 self.loop.call_soon_threadsafe(wake.set)
+
+
+class _ParentGuard(FileSystemEventHandler):
+    """On a folder's parent: tells the folder's waker when the folder itself changes."""
+
+    def __init__(self, waker: _Waker) -> None:
+        self.waker = waker
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _FOLDER_CHANGES and self.waker.directory in (
+            event.src_path,
+            event.dest_path,
+        ):
+            self.waker.lost = True
+            self.waker.wake()
 
 
 class Watcher:
@@ -37,7 +75,9 @@ class Watcher:
         self.observer: Any = Observer()
         self.observer.daemon = True
         self._handlers: dict[Path, _Waker] = {}
-        self._watched: set[Path] = set()
+        self._guarded: set[Path] = set()
+        # Folder -> (the path watched for it, with its device and inode; the watch).
+        self._watched: dict[Path, tuple[tuple[Path, int, int], Any]] = {}
         self.started = False
 
     def start(self) -> None:
@@ -45,28 +85,74 @@ class Watcher:
         self.started = True
 
     def add(self, directory: Path, wake: asyncio.Event) -> bool:
-        """Wake ``wake`` on changes in ``directory``; False while it cannot be watched."""
-        handler = self._handlers.setdefault(directory, _Waker(self.loop))
+        """Wake ``wake`` on changes in ``directory`` (see :meth:`ensure`)."""
+        handler = self._handlers.setdefault(directory, _Waker(self.loop, directory))
         if wake not in handler.wakes:
             handler.wakes.append(wake)
         return self.ensure(directory)
 
     def ensure(self, directory: Path) -> bool:
-        """Watch ``directory`` if it exists now and is not watched yet."""
-        if directory in self._watched:
-            return True
-        if not directory.is_dir():
-            return False
+        """Watch ``directory`` as it is now; True when a new watch was placed (changes
+        made before it went unseen: the caller should look again).
+
+        While it does not exist, its nearest existing ancestor is watched instead, so
+        that its creation wakes the reader (which then calls this again).
+        """
+        target = directory
+        while not target.is_dir() and target.parent != target:
+            target = target.parent
         try:
-            self.observer.schedule(self._handlers[directory], str(directory), recursive=False)
+            st = os.stat(target)
         except OSError:
             return False
-        self._watched.add(directory)
+        identity = (target, st.st_dev, st.st_ino)
+        handler = self._handlers[directory]
+        current = self._watched.get(directory)
+        if current is not None:
+            if current[0] == identity and not handler.lost:
+                return False
+            # Deleted (perhaps created again), or created at last: its old watch goes.
+            del self._watched[directory]
+            self._drop(directory, current[1])
+        handler.lost = False
+        self._guard(directory)
+        try:
+            watch = self.observer.schedule(handler, str(target), recursive=False)
+        except OSError:
+            return False
+        self._watched[directory] = (identity, watch)
         return True
 
+    def _guard(self, directory: Path) -> None:
+        """Watch the folder's parent for the folder's own deletion and creation."""
+        if directory in self._guarded or not directory.parent.is_dir():
+            return
+        try:
+            guard = _ParentGuard(self._handlers[directory])
+            self.observer.schedule(guard, str(directory.parent), recursive=False)
+        except OSError:
+            return
+        self._guarded.add(directory)
+
+    def _drop(self, directory: Path, watch: Any) -> None:
+        guard_paths = {str(d.parent) for d in self._guarded}
+        shared = watch.path in guard_paths or any(w == watch for _, w in self._watched.values())
+        try:
+            if shared:  # another watch on the same path (a guard): only our handler goes
+                self.observer.remove_handler_for_watch(self._handlers[directory], watch)
+            else:
+                self.observer.unschedule(watch)
+        except (KeyError, OSError):
+            pass  # the observer already dropped the watch of a deleted folder
+
     def watching(self, directory: Path) -> bool:
-        """Whether changes in ``directory`` are being watched."""
-        return directory in self._watched
+        """Whether changes in ``directory`` are being watched (not only its ancestor's)."""
+        current = self._watched.get(directory)
+        return (
+            current is not None
+            and current[0][0] == directory
+            and not self._handlers[directory].lost
+        )
 
     def stop(self) -> None:
         if self.started:

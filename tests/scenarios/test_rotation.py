@@ -1,0 +1,310 @@
+"""Rotation scenarios (issue cases 1 to 5): real stdlib handlers and real file operations
+rotate, delete and replace files while (or before) a real shipper process follows
+them; the records are read back from the moto server.  Each holds SPEC §3 promises 1
+(nothing lost) and 2 (no duplicates) through one way files move.
+"""
+
+from __future__ import annotations
+
+import logging.handlers
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.scenarios.conftest import AppLog, Scenario, rollover, timed_handler
+from tests.support.process import ShipperProcess, wait_until
+
+
+class TestRenameRotation:
+    @pytest.mark.parametrize(
+        ("suffix", "namer"),
+        [
+            ("%Y%m%d", False),
+            ("%Y-%m-%d", False),
+            ("%Y-%m-%d_%H-%M", False),
+            ("%Y%m%d", True),
+        ],
+        ids=["Ymd", "Y-m-d", "Y-m-d_H-M", "namer-app.DATE.log"],
+    )
+    def test_repeated_midnight_rotation_while_running(
+        self, scenario: Scenario, suffix: str, namer: bool
+    ) -> None:
+        """Case 1: four midnight rollovers while the shipper runs, with the configured
+        suffix (or a namer's app.<date>.log): every record once."""
+        handler = timed_handler(scenario.live, suffix)
+        if namer:
+            # app.log.20240101 -> app.20240101.log
+            handler.namer = lambda name: name.replace(".log.", ".") + ".log"
+        log = AppLog(handler)
+        try:
+            with ShipperProcess(scenario.config({"rotated": suffix})) as shipper:
+                for day in range(4):
+                    log.write(60)
+                    wait_until(lambda d=day: len(scenario.ids()) >= 30 + d * 60, timeout=20)
+                    rollover(handler, day)
+                log.write(60)
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+            rotated = sorted(p.name for p in scenario.live.parent.iterdir())
+            assert len(rotated) == 5, rotated
+            if namer:
+                assert "app.20240101.log" in rotated
+            assert shipper.find("file.rotated")
+        finally:
+            log.close()
+        scenario.assert_exactly_once(log.written)
+
+
+class TestRotationWhileDown:
+    def test_files_rotated_while_stopped_are_finished_oldest_first(
+        self, scenario: Scenario
+    ) -> None:
+        """Case 2: rotations while the shipper is down; at start it finds the rotated
+        files it had not finished (by identity), ships their rest oldest first, then
+        the live file: no duplicates, no gaps, in writing order."""
+        handler = timed_handler(scenario.live)
+        log = AppLog(handler)
+        config = scenario.config()
+        try:
+            with ShipperProcess(config) as shipper:
+                log.write(100)
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+            # Down: the file it was reading gets more lines, then three rollovers.
+            for day in range(3):
+                log.write(80)
+                rollover(handler, day)
+            log.write(40)
+            with ShipperProcess(config) as shipper:
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+        finally:
+            log.close()
+        scenario.assert_exactly_once(log.written)
+        assert scenario.ids() == log.written  # oldest file first, each in file order
+
+
+STALE_WORKERS = """
+import logging, logging.handlers, multiprocessing, sys, time
+sys.path.insert(0, {root!r})
+from tests.support.writer import force_rollover
+
+def worker(k, path, count, rollover_at):
+    handler = logging.handlers.TimedRotatingFileHandler(path, when="midnight")
+    handler.suffix = "%Y%m%d"
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("w")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    for n in range(count):
+        logger.info("rec-w%d-%05d from worker %d", k, n, k)
+        if n == rollover_at:
+            force_rollover(handler, 0)  # every worker rolls over for the same midnight
+        time.sleep(0.004)
+    handler.close()
+
+if __name__ == "__main__":
+    path, workers, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    procs = [
+        multiprocessing.Process(target=worker, args=(k, path, count, count // 4 * (k + 1)))
+        for k in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+"""
+
+
+class TestStaleWriters:
+    def test_workers_rotating_one_file_each_with_its_own_handler(
+        self, scenario: Scenario, tmp_path: Path
+    ) -> None:
+        """Case 3: three gunicorn-like workers, each with its own handler on one file,
+        roll over at different moments: the others keep appending to the renamed file,
+        and each later rollover deletes the rotated file and renames the new live file
+        over it.  Every line is shipped once: the deleted files are read to their end
+        through the descriptors the shipper holds."""
+        scenario.live.parent.mkdir(parents=True)
+        script = tmp_path / "workers.py"
+        root = str(Path(__file__).resolve().parents[2])
+        script.write_text(STALE_WORKERS.format(root=root))
+        workers, count = 3, 400
+        with ShipperProcess(scenario.config()) as shipper:
+            subprocess.run(
+                [sys.executable, str(script), str(scenario.live), str(workers), str(count)],
+                check=True,
+                timeout=120,
+            )
+            expected = [f"rec-w{k}-{n:05d}" for k in range(workers) for n in range(count)]
+            scenario.wait_delivered(expected)
+            assert shipper.stop() == 0
+        # The later rollovers replaced the rotated file: one survives, the rest were deleted.
+        assert sorted(p.name for p in scenario.live.parent.iterdir()) == [
+            "app.log",
+            "app.log.20240101",
+        ]
+        scenario.assert_exactly_once(expected)
+
+
+class TestExternalRotation:
+    def test_logrotate_create_renames_numbered_files(self, scenario: Scenario) -> None:
+        """Case 4 (create): WatchedFileHandler, logrotate renames app.log.1 -> app.log.2
+        and app.log -> app.log.1 (rotated: number); the handler reopens app.log."""
+        scenario.live.parent.mkdir(parents=True)
+        log = AppLog(logging.handlers.WatchedFileHandler(scenario.live))
+        try:
+            with ShipperProcess(scenario.config({"rotated": "number"})) as shipper:
+                for _ in range(3):
+                    log.write(70)
+                    for n in (2, 1):
+                        older = scenario.live.with_name(f"app.log.{n}")
+                        if older.exists():
+                            older.rename(scenario.live.with_name(f"app.log.{n + 1}"))
+                    scenario.live.rename(scenario.live.with_name("app.log.1"))
+                log.write(50)
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+        finally:
+            log.close()
+        scenario.assert_exactly_once(log.written)
+
+    def test_logrotate_copytruncate(self, scenario: Scenario) -> None:
+        """Case 4 (copytruncate): the live file is copied to app.log.1 then truncated in
+        place, three times, while the handler keeps writing.  The truncation is seen,
+        reading restarts at 0, and what was written between the last read and the
+        truncation is read from the copy (matched by fingerprint): nothing lost, and
+        the copy's already-read part is not shipped again."""
+        scenario.live.parent.mkdir(parents=True)
+        log = AppLog(logging.handlers.WatchedFileHandler(scenario.live))
+        try:
+            with ShipperProcess(scenario.config({"rotated": "number"})) as shipper:
+                for round_ in range(3):
+                    log.write(50)
+                    # Let the shipper read some of it, then write more it has not read.
+                    wait_until(lambda r=round_: len(scenario.ids()) >= r * 80 + 50, timeout=20)
+                    log.write(30)
+                    log.handler.flush()
+                    for n in (2, 1):
+                        older = scenario.live.with_name(f"app.log.{n}")
+                        if older.exists():
+                            older.rename(scenario.live.with_name(f"app.log.{n + 1}"))
+                    shutil.copyfile(scenario.live, scenario.live.with_name("app.log.1"))
+                    os.truncate(scenario.live, 0)
+                log.write(40)
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+            assert shipper.find("file.truncated")
+        finally:
+            log.close()
+        scenario.assert_exactly_once(log.written)
+
+
+class TestFilesComeAndGo:
+    def test_delete_and_recreate(self, scenario: Scenario) -> None:
+        """Case 5: the live file is deleted and created again (a new inode, or the
+        same inode reused) several times: each file's lines arrive once."""
+        scenario.live.parent.mkdir(parents=True)
+        written: list[str] = []
+        with ShipperProcess(scenario.config()) as shipper:
+            for round_ in range(4):
+                log = AppLog(logging.FileHandler(scenario.live), tag=f"r{round_}")
+                log.write(40)
+                written += log.written
+                scenario.wait_delivered(written)
+                log.close()
+                scenario.live.unlink()
+            scenario.wait_delivered(written)
+            assert shipper.stop() == 0
+        scenario.assert_exactly_once(written)
+
+    def test_inode_reused_after_delete_is_a_new_file(self, scenario: Scenario) -> None:
+        """Case 5: a rotated file is deleted and a new rotated file takes its inode
+        while the shipper is down: it is read from its start, not from the old
+        file's offset (the fingerprint differs)."""
+        handler = timed_handler(scenario.live)
+        log = AppLog(handler)
+        config = scenario.config()
+        try:
+            with ShipperProcess(config) as shipper:
+                log.write(30)
+                rollover(handler, 0)
+                log.write(30)
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+            rotated = scenario.live.with_name("app.log.20240101")
+            inode = rotated.stat().st_ino
+            rotated.unlink()
+            log.write(60)
+            rollover(handler, 1)  # the new app.log may take the freed inode
+            reused = [p for p in scenario.live.parent.iterdir() if p.stat().st_ino == inode]
+            # Longer than the deleted file's saved offset: read from there, 30 would be lost.
+            log.write(40)
+            with ShipperProcess(config) as shipper:
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+        finally:
+            log.close()
+        if not reused:
+            pytest.skip("the filesystem did not reuse the inode")
+        scenario.assert_exactly_once(log.written)
+
+    def test_symlink_whose_target_changes(self, scenario: Scenario) -> None:
+        """Case 5: the configured path is a symlink; the app switches it to a new
+        target (a release, a new day folder): the old target is read to its end and
+        the new one from its start."""
+        releases = scenario.tmp_path / "releases"
+        scenario.live.parent.mkdir(parents=True)
+        written: list[str] = []
+        with ShipperProcess(scenario.config()) as shipper:
+            for n in range(3):
+                target = releases / f"v{n}" / "app.log"
+                target.parent.mkdir(parents=True)
+                log = AppLog(logging.FileHandler(target), tag=f"v{n}")
+                log.write(30)
+                link = scenario.live.with_name("app.log.new")
+                link.symlink_to(target)
+                link.replace(scenario.live)  # the switch is atomic, as deploy tools do it
+                log.write(30)  # the old target gets lines after the switch
+                written += log.written
+                log.close()
+                scenario.wait_delivered(written)
+            assert shipper.stop() == 0
+        scenario.assert_exactly_once(written)
+
+    def test_log_folder_created_after_start(self, scenario: Scenario) -> None:
+        """Case 5: the log folder does not exist when the shipper starts; the app
+        creates it later; its lines arrive promptly (the parent is watched meanwhile,
+        the rescan is slow on purpose)."""
+        with ShipperProcess(scenario.config(rescan_interval=60)) as shipper:
+            log = AppLog(timed_handler(scenario.live))  # creates the folder
+            try:
+                log.write(50)
+                scenario.wait_delivered(log.written, timeout=15)
+                assert shipper.stop() == 0
+            finally:
+                log.close()
+        scenario.assert_exactly_once(log.written)
+
+    @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+    def test_unreadable_then_readable(self, scenario: Scenario) -> None:
+        """Case 5: the live file loses its read permission, then gets it back: the
+        shipper reports it, keeps running, and ships everything once it can read."""
+        handler = timed_handler(scenario.live)
+        log = AppLog(handler)
+        try:
+            log.write(20)
+            scenario.live.chmod(0)
+            with ShipperProcess(scenario.config()) as shipper:
+                wait_until(lambda: shipper.find("file.error"), timeout=15)
+                log.write(20)
+                scenario.live.chmod(0o644)
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+        finally:
+            log.close()
+        scenario.assert_exactly_once(log.written)
