@@ -113,6 +113,10 @@ class Cursor:
         self.gone = False  # no longer under any watched name
         self.order = (0.0, 0.0)  # rotation time, mtime: older files are read first
         self.last_growth = time.monotonic()
+        # Since when the reader has been at the end of the file with nothing new (None:
+        # not at the end). A record pending there is complete once this lasts a moment;
+        # time spent waiting on a full stream does not count.
+        self.quiet_since: float | None = None
         self.part = 0  # parts already emitted of a line longer than the limit
         self.assembler: Assembler | None = None
         self.seen: tuple[int, int] = (-1, -1)  # size and mtime at the last scan
@@ -211,6 +215,8 @@ class Follower:
             cursor.live = live
             cursor.gone = False
             cursor.order = (stamp, st.st_mtime)
+            if st.st_size != cursor.size:
+                cursor.quiet_since = None  # it changed: more may be coming for its record
             cursor.size = st.st_size
         if names is not None:
             self.first_run = False
@@ -450,6 +456,14 @@ class Follower:
 
     def read(self, cursor: Cursor, now_ms: int) -> list[Event] | None:
         """Read the next chunk of complete lines; None at the end of the file."""
+        events = self._read(cursor, now_ms)
+        if events is not None:
+            cursor.quiet_since = None
+        elif cursor.quiet_since is None:
+            cursor.quiet_since = time.monotonic()
+        return events
+
+    def _read(self, cursor: Cursor, now_ms: int) -> list[Event] | None:
         if cursor.fd is None:
             if cursor.read_offset >= cursor.size:
                 return None
@@ -566,8 +580,10 @@ class Follower:
         assembler = cursor.assembler
         if assembler is None or assembler.pending is None:
             return []
-        if time.monotonic() - cursor.last_growth < quiet_for:
-            return []
+        if quiet_for > 0 and (
+            cursor.quiet_since is None or time.monotonic() - cursor.quiet_since < quiet_for
+        ):
+            return []  # not read to its end yet, or not quiet there for long enough
         record = assembler.flush()
         return self._render(cursor, [record] if record else [])
 

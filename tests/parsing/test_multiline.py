@@ -231,9 +231,42 @@ class TestQuietFile:
         (cursor,) = follower.scan()
         events = follower.read(cursor, 0) or []
         assert len(events) == 1  # "first"; the traceback's record may still grow
+        assert follower.read(cursor, 0) is None  # at the end of the file
         assert follower.flush_quiet(cursor, MULTILINE_WAIT) == []
         time.sleep(MULTILINE_WAIT + 0.1)
         (last,) = follower.flush_quiet(cursor, MULTILINE_WAIT)
         follower.close()
         assert "The above exception was the direct cause" in last.message
         assert last.offset == log_path.stat().st_size
+
+    def test_a_record_across_read_steps_is_not_cut_while_the_reader_waits(self, tmp_path):
+        """Time the reader spends waiting for a full stream (CloudWatch slow) is not quiet
+        time: a traceback that continues past the chunk just read stays one event."""
+        log_path = tmp_path / "app.log"
+        handler = logging.FileHandler(log_path)
+        handler.setFormatter(logging.Formatter(APP_FORMAT))
+        logger = logging.getLogger("shipper.tests.steps")
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            for _ in range(200):
+                chained_cause(logger)
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+        source = SourceConfig(category="app", path=log_path, format=APP_FORMAT)
+        follower = Follower(source, None, Renderer("app", "json", Masker(), False), time.time())
+        (cursor,) = follower.scan()
+        events = follower.read(cursor, 0) or []
+        with log_path.open("rb") as f:
+            f.seek(cursor.read_offset)
+            rest = f.read(64)
+        assert cursor.pending_record() and not rest.startswith(b"[")  # a record continues
+        time.sleep(MULTILINE_WAIT + 0.1)  # as if put() had waited for room this long
+        assert follower.flush_quiet(cursor, MULTILINE_WAIT) == []
+        while (more := follower.read(cursor, 0)) is not None:
+            events += more
+        events += follower.flush_quiet(cursor, 0.0)
+        follower.close()
+        assert len(events) == 200
+        assert all(e.message.count("Traceback (most recent call last)") == 2 for e in events)
