@@ -261,7 +261,8 @@ class TestQuietFile:
         with log_path.open("rb") as f:
             f.seek(cursor.read_offset)
             rest = f.read(64)
-        assert cursor.pending_record() and not rest.startswith(b"[")  # a record continues
+        assert cursor.pending_record()
+        assert not rest.startswith(b"[")  # the pending record continues past this chunk
         time.sleep(MULTILINE_WAIT + 0.1)  # as if put() had waited for room this long
         assert follower.flush_quiet(cursor, MULTILINE_WAIT) == []
         while (more := follower.read(cursor, 0)) is not None:
