@@ -352,6 +352,47 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig, metadata=doc(""))
 
 
+def reference(kind: Any = None, prefix: str = "") -> typing.Iterator[tuple[str, str, str]]:
+    """(key path, default, help text) of every setting, in the schema's order."""
+    kind = Config if kind is None else kind
+    hints = typing.get_type_hints(kind)
+    for spec in dataclasses.fields(kind):
+        path = prefix + spec.name
+        hint = hints[spec.name]
+        inner = typing.get_args(hint)[0] if typing.get_origin(hint) is list else None
+        if dataclasses.is_dataclass(hint):
+            yield from reference(hint, path + ".")
+        elif inner is not None and dataclasses.is_dataclass(inner):
+            yield from reference(inner, path + "[].")
+        else:
+            if spec.default is not dataclasses.MISSING:
+                default = _yaml_text(spec.default)
+            elif spec.default_factory is not dataclasses.MISSING:
+                default = _yaml_text(spec.default_factory())
+            else:
+                default = "(required)"
+            yield path, default, spec.metadata.get("doc", "")
+
+
+def reference_markdown() -> str:
+    """The settings as a Markdown table (README's configuration reference)."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for path, default, text in reference():
+        cells = [f"`{path}`", default, text]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _yaml_text(value: Any) -> str:
+    if value is None:
+        return "`null`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, (list, tuple)):
+        return f"`[{', '.join(map(str, value))}]`" if value else "`[]`"
+    return f"`{value}`"
+
+
 # --------------------------------------------------------------------------- loading
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -181,3 +181,10 @@ class TestCommandLine:
         result = run_cli("check", "-c", "absent.yaml", cwd=tmp_path)
         assert result.returncode == 2
         assert "cannot read absent.yaml" in result.stderr
+
+
+class TestReference:
+    def test_readme_lists_every_key_with_its_default_and_meaning(self):
+        """The README's configuration reference is the schema's, not a copy that rots."""
+        readme = (Path(__file__).parent.parent / "README.md").read_text()
+        assert config.reference_markdown() in readme
