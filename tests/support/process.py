@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,11 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
 class ShipperProcess:
     """``python -m shipper run -c CONFIG`` with its stdout (JSON lines) kept in a file."""
 
-    def __init__(self, config_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config_path: Path, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+    ) -> None:
         self.config_path = config_path
+        self.prefix = list(prefix)  # a command the shipper runs under (e.g. setpriv)
         self.log_path = config_path.with_suffix(f".{int(time.time() * 1000)}.log")
         self.env = {**os.environ, **CREDENTIALS, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -46,7 +49,7 @@ class ShipperProcess:
     def start(self, wait_started: bool = True) -> ShipperProcess:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shipper", "run", "-c", str(self.config_path)],
+            [*self.prefix, sys.executable, "-m", "shipper", "run", "-c", str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self.env,
