@@ -188,7 +188,8 @@ def _email_sub(replace: Replace, text: str) -> str:
     ``@`` in it and matching around each; the result is the same.
     """
     anchors = []
-    for mark in ("@", "%40"):
+    # A "%" test first: looking for "%40" costs several times more than for one character.
+    for mark in ("@", "%40") if "%" in text else ("@",):
         at = text.find(mark)
         while at != -1:
             anchors.append(at)
