@@ -404,6 +404,8 @@ class FormatParser:
         names = self._regex.groupindex
         if need_message and "message" not in names:
             raise FormatError(f"the format has no {_show('message', style)}")
+        # Every key this parser may put in a record's fields.
+        self.field_names = (*names, "time_unreadable")
         self._has_time = "asctime" in names
         self._has_created = "created" in names and not self._has_time
         self._has_msecs = "msecs" in names and self._has_time and datefmt is not None
@@ -568,6 +570,8 @@ class JsonParser:
     ) -> None:
         self.times = TimeReader(datefmt, timezone)
         self.time_keys = (time_key,) if time_key else JSON_TIME_KEYS
+        # Keys of its own in a record's fields (the rest are the line's).
+        self.field_names = ("time_unreadable",)
 
     def parse(self, line: str) -> Parsed | None:
         if not line.startswith("{"):
