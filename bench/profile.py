@@ -2,9 +2,9 @@
 
 Runs what a reader task and a delivery task do per event — ``Follower.read``
 (read, split, assemble, parse, render, mask) then ``Batcher.add`` / ``seal`` — over
-the benchmark file, and optionally what aiobotocore does per batch before the
-request leaves: botocore's serialization of PutLogEvents (JSON body) and SigV4
-signing.  Prints CPU-seconds per million events for each stage and, with
+the benchmark file, and optionally what is done per batch before the request
+leaves: the PutLogEvents JSON body (msgspec, as :mod:`shipper.cloudwatch` builds
+it) and botocore's SigV4 signing.  Prints CPU-seconds per million events for each stage and, with
 ``--cprofile``, the top entries of a cProfile of the whole.
 
     python -m bench.profile --lines 200000 --mode full --request --cprofile 25
@@ -72,30 +72,22 @@ def read_and_batch(path: Path, mode: str) -> tuple[int, list[Batch]]:
 
 
 def build_requests(batches: list[Batch]) -> None:
-    """What botocore does to a PutLogEvents call before sending: serialize, then sign."""
-    import botocore.session
+    """What the shipper does to a PutLogEvents call before sending: the body encoded
+    by msgspec (as :mod:`shipper.cloudwatch` does), then botocore's SigV4 signing."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
-    from botocore.serialize import create_serializer
 
-    session = botocore.session.get_session()
-    model = session.get_service_model("logs")
-    operation = model.operation_model("PutLogEvents")
-    serializer = create_serializer("json", include_validation=False)
+    from shipper.cloudwatch import _put_body
+
     signer = SigV4Auth(Credentials("bench", "bench"), "logs", "us-east-1")
     for batch in batches:
-        params = {
-            "logGroupName": "/bench/app",
-            "logStreamName": "bench",
-            "logEvents": [{"timestamp": e.timestamp, "message": e.message} for e in batch.events],
-        }
-        request = serializer.serialize_to_request(params, operation)
+        body = _put_body("/bench/app", "bench", batch.events, None)
         aws = AWSRequest(
             method="POST",
             url="https://logs.us-east-1.amazonaws.com/",
-            data=request["body"],
-            headers=request["headers"],
+            data=body,
+            headers={"X-Amz-Target": "Logs_20140328.PutLogEvents"},
         )
         signer.add_auth(aws)
 
@@ -109,7 +101,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--mode", choices=("full", "raw"), default="full")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "shipper-bench")
-    parser.add_argument("--request", action="store_true", help="also serialize and sign")
+    parser.add_argument("--request", action="store_true", help="also build and sign the requests")
     parser.add_argument("--cprofile", type=int, metavar="N", help="print the top N entries")
     args = parser.parse_args()
     path = args.data / f"app-{args.lines}.log"
@@ -131,7 +123,7 @@ def main() -> None:
     print(
         f"{args.mode}: {count:,} events, {len(batches)} batches; "
         f"read+batch {read_cpu * per_million:.1f} CPU-s per million events"
-        + (f", serialize+sign {request_cpu * per_million:.1f}" if args.request else "")
+        + (f", body+sign {request_cpu * per_million:.1f}" if args.request else "")
         + (" (under cProfile: slower than real)" if profiler else "")
     )
     if profiler:

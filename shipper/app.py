@@ -31,7 +31,7 @@ from shipper.checkpoints import CheckpointStore, SourceCheckpoint, State
 from shipper.cloudwatch import LogsClient
 from shipper.config import STREAM_PLACEHOLDERS, Config, ConfigError, SourceConfig
 from shipper.config import load as load_config
-from shipper.follow import MULTILINE_WAIT, Follower, source_key
+from shipper.follow import MULTILINE_WAIT, Cursor, Follower, source_key
 from shipper.health import READY_FAILURE_GRACE, HealthServer
 from shipper.mask import Masker, masker_for
 from shipper.render import Renderer
@@ -44,6 +44,10 @@ RESTART_ONLY = ("state_dir", "cloudwatch", "batch", "masking", "health")
 # How long a reload waits for a restarted source's events to be delivered before
 # reading it again (so they are neither sent twice nor overtaken).
 RELOAD_DRAIN_WAIT = 5.0
+# While a reader makes progress through a backlog and nothing in the folder changed,
+# it looks at the folder (a listdir and a stat per file) at most this often rather
+# than after every chunk; a change the watcher reports is looked at at once.
+SCAN_WHILE_READING = 0.25
 
 
 def build_masker(config: Config) -> Masker:
@@ -214,13 +218,20 @@ class Shipper:
     async def read(self, reader: Reader) -> None:
         """Follow one source's files, oldest first, until stopping; then flush its records."""
         follower, stream, wake = reader.follower, reader.stream, reader.wake
+        progressed = False
+        scanned = -SCAN_WHILE_READING
+        cursors: list[Cursor] = []
         while not self.stopping.is_set():
-            wake.clear()
+            now = time.monotonic()
+            if wake.is_set() or not progressed or now - scanned >= SCAN_WHILE_READING:
+                wake.clear()
+                scanned = now
+                cursors = follower.scan()
+                orphaned = follower.take_orphaned()
+                if orphaned:
+                    await stream.put(orphaned)
+                self._update_gauges(follower)  # sizes change only in a scan
             progressed = False
-            cursors = follower.scan()
-            orphaned = follower.take_orphaned()
-            if orphaned:
-                await stream.put(orphaned)
             for cursor in cursors:
                 events = follower.read(cursor, int(time.time() * 1000))
                 if events is None:
@@ -240,7 +251,6 @@ class Shipper:
                 if quiet:
                     await stream.put(quiet)
                 waiting = waiting or cursor.pending_record()
-            self._update_gauges(follower)
             if progressed:
                 await asyncio.sleep(0)
                 continue

@@ -72,35 +72,37 @@ class Batcher:
 
     def add(self, event: Event, now_ms: int, now: float) -> Batch | None:
         """Add one event; return the batch it sealed to make room, if any."""
+        # Called once per event: the rules are written out here rather than in helpers.
         batch = self.current
-        reason = rejection(event, now_ms)
         sealed = None
-        if reason is None and batch.events and not self._fits(batch, event):
-            sealed = self.seal()
-            batch = self.current
-        if not len(batch):
-            batch.first_added = now
-        if reason is None:
-            if not batch.events:
-                batch.min_ts = batch.max_ts = event.timestamp
-            elif event.timestamp < batch.min_ts:
-                batch.min_ts = event.timestamp
-            elif event.timestamp > batch.max_ts:
-                batch.max_ts = event.timestamp
-            batch.events.append(event)
-            batch.nbytes += event.size
-        else:
+        reason = rejection(event, now_ms)
+        if reason is not None:
+            if not batch.events and not batch.rejected:
+                batch.first_added = now
             batch.rejected.append((reason, event))
+            batch.acks[event.position] = event.offset
+            return None
+        timestamp = event.timestamp
+        if batch.events:
+            low = batch.min_ts if batch.min_ts < timestamp else timestamp
+            high = batch.max_ts if batch.max_ts > timestamp else timestamp
+            if (
+                len(batch.events) >= self.max_events
+                or batch.nbytes + event.size > self.max_bytes
+                or high - low > MAX_SPAN_MS
+            ):
+                sealed = self.seal()
+                batch = self.current
+                low = high = timestamp
+        else:
+            low = high = timestamp
+        if not batch.events and not batch.rejected:
+            batch.first_added = now
+        batch.min_ts, batch.max_ts = low, high
+        batch.events.append(event)
+        batch.nbytes += event.size
         batch.acks[event.position] = event.offset
         return sealed
-
-    def _fits(self, batch: Batch, event: Event) -> bool:
-        return (
-            len(batch.events) < self.max_events
-            and batch.nbytes + event.size <= self.max_bytes
-            and max(batch.max_ts, event.timestamp) - min(batch.min_ts, event.timestamp)
-            <= MAX_SPAN_MS
-        )
 
     def seal(self) -> Batch | None:
         """The current batch, sorted and closed; None when it is empty."""

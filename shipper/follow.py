@@ -34,7 +34,10 @@ import os
 import re
 import stat
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import add
 from pathlib import Path
 
 from shipper import telemetry
@@ -163,6 +166,12 @@ class Follower:
         self.live_name = source.path.name
         self.rotated = rotated_pattern(self.live_name, source.rotated)
         self.renderer = renderer
+        # Whether a chunk of text holding no key-rule key can skip the key rules for the
+        # records read wholly from it (see :meth:`_ascii_records`).
+        parser = assembler_for(source).parser
+        self.keys_from_text_only = renderer.masker.keys != () and renderer.keys_only_from_text(
+            parser.field_names
+        )
         self.first_run = saved is None
         self.since = saved.since if saved else now
         self.saved = {(f.dev, f.ino): f for f in saved.files} if saved else {}
@@ -481,8 +490,13 @@ class Follower:
             return None
         if not data:
             return None
-        lines = self._split(cursor, data)
-        if not lines:
+        key_free_from = None
+        if cursor.part == 0 and len(data) < self.source.max_line_bytes and data.isascii():
+            read = self._ascii_records(cursor, data, now_ms)
+            records, key_free_from = read if read is not None else (None, None)
+        else:
+            records = self._records(cursor, data, now_ms)
+        if records is None:
             return None  # a partial last line waits for its newline
         cursor.last_growth = time.monotonic()
         if (
@@ -491,7 +505,48 @@ class Follower:
         ):
             fp_len, fp = fingerprint(cursor.fd)
             cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
-        telemetry.lines_read(self.category, len(lines), cursor.read_offset - lines[0][2])
+        return self._render(cursor, records, key_free_from)
+
+    def _ascii_records(
+        self, cursor: Cursor, data: bytes, now_ms: int
+    ) -> tuple[list[Record], int | None] | None:
+        """The records of a chunk of ASCII lines, none of them over the line limit: the
+        usual case, decoded and split once per chunk rather than line by line (in ASCII
+        a character is a byte, so offsets are counted on the text).
+
+        With them, the index from which the records need no key rules, or None: when
+        the chunk holds no key-rule key (nor a JSON ``\\u`` escape, which could spell
+        one), neither do the records that began in it.  A record carried over from the
+        previous chunk (the first one, if one was pending) is checked as usual.
+        """
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            return None
+        assert cursor.assembler is not None
+        text = data[:cut].decode("ascii")
+        key_free_from = None
+        masker = self.renderer.masker
+        if self.keys_from_text_only and "\\u" not in text and not masker.mentions_key(text):
+            key_free_from = 0 if cursor.assembler.pending is None else 1
+        lines = text.split("\n")
+        lines.pop()  # the empty text after the last newline
+        start = cursor.read_offset
+        # Each line's end offset: its start plus the lengths so far plus one per newline.
+        ends = map(add, accumulate(map(len, lines)), range(start + 1, start + 1 + len(lines)))
+        whole: Iterable[tuple[str, int]] = zip(lines, ends, strict=True)
+        if b"\r" in data:
+            whole = [(line.removesuffix("\r"), end) for line, end in whole]
+        cursor.read_offset = start + cut
+        telemetry.lines_read(self.category, len(lines), cut)
+        return cursor.assembler.feed(whole, now_ms), key_free_from
+
+    def _records(self, cursor: Cursor, data: bytes, now_ms: int) -> list[Record] | None:
+        """The records of any chunk, line by line: lines over the limit become parts."""
+        start = cursor.read_offset
+        lines = self._split(cursor, data)
+        if not lines:
+            return None
+        telemetry.lines_read(self.category, len(lines), cursor.read_offset - start)
         return self._events(cursor, lines, now_ms)
 
     def _reopen(self, cursor: Cursor) -> bool:
@@ -538,7 +593,7 @@ class Follower:
 
     def _events(
         self, cursor: Cursor, lines: list[tuple[bytes, bool, int]], now_ms: int
-    ) -> list[Event]:
+    ) -> list[Record]:
         assert cursor.assembler is not None
         records: list[Record] = []
         whole: list[tuple[str, int]] = []
@@ -565,7 +620,7 @@ class Follower:
             if complete:
                 cursor.part = 0
         records.extend(cursor.assembler.feed(whole, now_ms))
-        return self._render(cursor, records)
+        return records
 
     def take_orphaned(self) -> list[Event]:
         """The last records of content generations that a truncation ended."""
@@ -587,11 +642,15 @@ class Follower:
         record = assembler.flush()
         return self._render(cursor, [record] if record else [])
 
-    def _render(self, cursor: Cursor, records: list[Record]) -> list[Event]:
+    def _render(
+        self, cursor: Cursor, records: list[Record], key_free_from: int | None = None
+    ) -> list[Event]:
+        """Events of ``records``; those from index ``key_free_from`` on skip key rules."""
         render = self.renderer.event
         events = []
-        for record in records:
-            event = render(record, cursor)
+        for index, record in enumerate(records):
+            key_rules = key_free_from is None or index < key_free_from
+            event = render(record, cursor, key_rules)
             if event is not None:
                 events.append(event)
         return events

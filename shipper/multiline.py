@@ -142,7 +142,12 @@ class Assembler:
 def assembler_for(source: SourceConfig) -> Assembler:
     """A fresh assembler (with its own parser and time memory) for one file of a source."""
     parser = build_parser(
-        source.format, source.datefmt, source.timezone, source.style, source.time_key
+        source.format,
+        source.datefmt,
+        source.timezone,
+        source.style,
+        source.time_key,
+        fields=source.output != "raw",
     )
     start = re.compile(source.multiline_start) if source.multiline_start else None
     return Assembler(parser, source.max_record_lines, source.max_record_bytes, start)

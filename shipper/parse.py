@@ -386,6 +386,7 @@ class FormatParser:
         style: str = "%",
         types: dict[str, tuple[str, Converter | None]] | None = None,
         need_message: bool = True,
+        fields: bool = True,
     ) -> None:
         if style not in _TOKENIZERS:
             raise FormatError(f"style {style!r}: expected %, {{ or $")
@@ -403,9 +404,17 @@ class FormatParser:
         names = self._regex.groupindex
         if need_message and "message" not in names:
             raise FormatError(f"the format has no {_show('message', style)}")
+        # Every key this parser may put in a record's fields.
+        self.field_names = (*names, "time_unreadable")
         self._has_time = "asctime" in names
         self._has_created = "created" in names and not self._has_time
         self._has_msecs = "msecs" in names and self._has_time and datefmt is not None
+        # Raw output needs only where records start and their time: without fields,
+        # parse() converts just the groups that make the time (no field dict, no
+        # number conversions, no JSON decode of the message).
+        self.fields = fields
+        self._time_groups = [name for name in ("asctime", "msecs", "created") if name in names]
+        self._time_converters = [c for c in self._converters if c[0] in self._time_groups]
 
     def _compile(self, tokens: list[Token], style: str) -> str:
         parts = []
@@ -447,8 +456,13 @@ class FormatParser:
         match = self._regex.fullmatch(line)
         if match is None:
             return None
-        fields: dict[str, Any] = match.groupdict()
-        for name, convert in self._converters:
+        if self.fields:
+            fields: dict[str, Any] = match.groupdict()
+            converters = self._converters
+        else:
+            fields = {name: match[name] for name in self._time_groups}
+            converters = self._time_converters
+        for name, convert in converters:
             try:
                 fields[name] = convert(fields[name])
             except ValueError:
@@ -470,7 +484,7 @@ class FormatParser:
             if isinstance(created, float):
                 timestamp = round(created * 1000)
         message = fields.get("message")
-        if message and message[0] == "{":
+        if message and message[0] == "{" and self.fields:
             try:
                 fields["message"] = msgspec.json.decode(message)
             except msgspec.DecodeError:
@@ -556,6 +570,8 @@ class JsonParser:
     ) -> None:
         self.times = TimeReader(datefmt, timezone)
         self.time_keys = (time_key,) if time_key else JSON_TIME_KEYS
+        # Keys of its own in a record's fields (the rest are the line's).
+        self.field_names = ("time_unreadable",)
 
     def parse(self, line: str) -> Parsed | None:
         if not line.startswith("{"):
@@ -585,13 +601,17 @@ def build_parser(
     timezone: str,
     style: str = "%",
     time_key: str | None = None,
+    fields: bool = True,
 ) -> Parser:
-    """The parser for a source's ``format``: ``json``, a preset name, or a format string."""
+    """The parser for a source's ``format``: ``json``, a preset name, or a format string.
+
+    ``fields=False`` (raw output) asks only where records start and their time.
+    """
     if fmt == "json":
         return JsonParser(timezone, time_key, datefmt)
     preset = PRESETS.get(fmt)
     if preset is not None:
         return FormatParser(
-            preset.fmt, datefmt or preset.datefmt, timezone, "%", preset.types, False
+            preset.fmt, datefmt or preset.datefmt, timezone, "%", preset.types, False, fields
         )
-    return FormatParser(fmt, datefmt, timezone, style)
+    return FormatParser(fmt, datefmt, timezone, style, fields=fields)

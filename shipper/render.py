@@ -17,6 +17,7 @@ rendered (a huge traceback) is truncated and marked ``truncated``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import msgspec
@@ -30,6 +31,17 @@ MAX_MESSAGE_BYTES = MAX_EVENT_BYTES - EVENT_OVERHEAD
 TRUNCATED_MARK = "…[truncated]"
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode
+# Keys the renderer itself writes into JSON events.
+_OWN_KEYS = (
+    "level",
+    "message",
+    "category",
+    "exception",
+    "part",
+    "continued",
+    "truncated",
+    "original_bytes",
+)
 
 
 def utf8_len(text: str) -> int:
@@ -51,20 +63,31 @@ class Renderer:
         self.masker = masker
         self.json_lines = json_lines
 
-    def event(self, record: Record, position: Position) -> Event | None:
-        """The event for ``record``; None when it carries nothing (an empty raw line)."""
+    def keys_only_from_text(self, field_names: Iterable[str]) -> bool:
+        """Whether every key a key rule could apply to in an event comes from the
+        record's text: no name the renderer or the parser (``field_names``) adds is
+        sensitive.  Then text that holds no key-rule key needs no key rules."""
+        return not any(map(self.masker.sensitive, (*_OWN_KEYS, *field_names)))
+
+    def event(self, record: Record, position: Position, key_rules: bool = True) -> Event | None:
+        """The event for ``record``; None when it carries nothing (an empty raw line).
+
+        ``key_rules=False``: the caller found no key-rule key in the record's text
+        (and :meth:`keys_only_from_text` holds), so the per-event pre-check is skipped.
+        """
         masker = self.masker
         fields = record.fields
         if fields is not None and "time_unreadable" in fields:
             telemetry.time_unreadable(self.category, position.path, record.end, record.text[:200])
         if self.output == "raw":
-            message = masker.mask(masker.redact_key_text(self._raw_text(record)))
+            text = self._raw_text(record)
+            message = masker.mask(masker.redact_key_text(text) if key_rules else text)
             if not message:
                 return None
         else:
             document = self._document(record)
             message = _encode(document).decode()
-            if masker.mentions_key(message):
+            if key_rules and masker.mentions_key(message):
                 # Key rules need the structure: redact under sensitive keys, encode again.
                 masker.redact_keys(document)
                 message = _encode(document).decode()

@@ -147,6 +147,67 @@ class TestKeyRules:
         assert json.loads(message)["token_count"] == 3
 
 
+def _follow(path: Path, source: SourceConfig, output: str) -> list[str]:
+    """Every event of a file as the shipper's follower reads it, chunk by chunk."""
+    renderer = Renderer("app", output, masker_for(MaskingConfig()), False)  # type: ignore[arg-type]
+    follower = Follower(source, None, renderer, time.time())
+    messages = []
+    for cursor in follower.scan():
+        while (events := follower.read(cursor, 0)) is not None:
+            messages += [e.message for e in events]
+        messages += [e.message for e in follower.flush_quiet(cursor, 0.0)]
+    follower.close()
+    return messages
+
+
+class TestKeyRulesAcrossChunks:
+    """Files are read in chunks and a chunk without any key-rule key skips the key
+    rules; a secret must still never leave, whichever chunk its record ends in."""
+
+    def test_a_record_carried_into_a_chunk_without_keys(self, tmp_path: Path) -> None:
+        """A record whose first line holds a secret and whose traceback runs into the
+        next chunks (which hold no key) is redacted, in JSON and raw output."""
+        log_path = tmp_path / "app.log"
+        folder = "/srv/" + "service/" * 8  # frames long enough to fill several chunks
+        frames = "".join(f'  File "{folder}app.py", line {n}, in handler\n' for n in range(900))
+        log_path.write_text(
+            '[ERROR] 2024-01-01 00:00:00 app.py:1 {"user": "jane", "password": "hunter2"}\n'
+            "Traceback (most recent call last):\n"
+            + frames
+            + "ValueError: boom\n"
+            + "[INFO] 2024-01-01 00:00:01 app.py:2 fine\n" * 2000
+        )
+        source = SourceConfig(
+            category="app", path=log_path, format=APP_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"
+        )
+        for output in ("json", "raw"):
+            messages = _follow(log_path, source, output)
+            assert len(messages) == 2001
+            assert "hunter2" not in messages[0]
+            assert "<redacted>" in messages[0]
+
+    def test_a_key_spelled_with_json_escapes(self, tmp_path: Path) -> None:
+        """A JSON message's key written with \\u escapes is still a key."""
+        log_path = tmp_path / "app.log"
+        log_path.write_text(
+            '[INFO] 2024-01-01 00:00:00 app.py:1 {"\\u0074oken": "s3cr3t", "n": 1}\n'
+        )
+        source = SourceConfig(
+            category="app", path=log_path, format=APP_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"
+        )
+        (message,) = _follow(log_path, source, "json")
+        assert json.loads(message)["message"] == {"token": "<redacted>", "n": 1}
+
+    def test_a_format_field_named_like_a_key(self, tmp_path: Path) -> None:
+        """A field the format itself names (%(auth_token)s) is redacted though the
+        name never appears in the file."""
+        log_path = tmp_path / "app.log"
+        log_path.write_text("abc123 hello\n")
+        source = SourceConfig(category="app", path=log_path, format="%(auth_token)s %(message)s")
+        (message,) = _follow(log_path, source, "json")
+        assert json.loads(message)["auth_token"] == "<redacted>"
+
+
 class TestAnyBytes:
     def test_events_stay_valid_json_whatever_the_line_held(self, tmp_path: Path) -> None:
         """Invalid UTF-8, NUL and control bytes appended to a logging-written file."""

@@ -131,6 +131,23 @@ class TestFormatsRoundTrip:
             expected = int(record.created * 1000) // precision * precision
             assert parsed[1] == expected, line
 
+    def test_raw_output_reads_the_same_times_without_fields(
+        self, fmt: str, style: str, datefmt: str | None, precision: int
+    ) -> None:
+        """For raw output (fields=False) the parser still tells where records start
+        and reads the same time, without building the fields raw events never show."""
+        formatter = logging.Formatter(fmt, datefmt, style=style)  # type: ignore[arg-type]
+        with local_zone(ZONE):
+            written = write_logs(formatter, _log_some, CREATED)
+        full = build_parser(fmt, datefmt, ZONE, style)
+        raw = build_parser(fmt, datefmt, ZONE, style, fields=False)
+        for line in [*written.lines, "  a continuation line"]:
+            parsed, timed = full.parse(line), raw.parse(line)
+            assert (parsed is None) == (timed is None), line
+            if parsed is not None and timed is not None:
+                assert timed[1] == parsed[1], line
+                assert "message" not in timed[0], line
+
     def test_numbers_come_back_as_numbers(
         self, fmt: str, style: str, datefmt: str | None, precision: int
     ) -> None:
