@@ -23,9 +23,10 @@ from typing import Any
 from bench.generate import ensure
 from bench.run import source
 from shipper import config as config_module
-from shipper.app import build_follower, build_masker
+from shipper.app import build_follower
 from shipper.batcher import Batch, Batcher
 from shipper.checkpoints import State
+from shipper.mask import masker_for
 
 
 def follower_for(path: Path, mode: str) -> Any:
@@ -40,7 +41,7 @@ def follower_for(path: Path, mode: str) -> Any:
         }
     )
     config = config_module.parse(text, path.parent)
-    masker = build_masker(config)
+    masker = masker_for(config.masking)
     return build_follower(config.sources[0], State(), masker, time.time())
 
 

@@ -50,10 +50,6 @@ RELOAD_DRAIN_WAIT = 5.0
 SCAN_WHILE_READING = 0.25
 
 
-def build_masker(config: Config) -> Masker:
-    return masker_for(config.masking)
-
-
 async def placeholder_values(config: Config) -> dict[str, str]:
     """Values of the template placeholders other than ``{category}``."""
     used = {
@@ -95,7 +91,7 @@ class Shipper:
         self.store = CheckpointStore(config.state_dir)
         self.client = LogsClient(config.cloudwatch)
         self.backoff = Backoff(cap=config.cloudwatch.max_backoff)
-        self.masker = build_masker(config)
+        self.masker = masker_for(config.masking)
         self.values: dict[str, str] = {}
         self.streams: dict[tuple[str, str], Stream] = {}
         self.readers: list[Reader] = []

@@ -20,7 +20,6 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -151,8 +150,3 @@ class CheckpointStore:
         with contextlib.suppress(OSError):
             os.replace(path, aside)
         telemetry.checkpoint_corrupt(path=str(path), reason=reason, moved_to=str(aside))
-
-
-def to_plain(state: State) -> Any:
-    """The state as plain JSON-ready data (for tests and diagnostics)."""
-    return msgspec.to_builtins(state)

@@ -11,10 +11,11 @@ import time
 from datetime import UTC, datetime
 from typing import TextIO
 
-from shipper.app import build_follower, build_masker, placeholder_values, stream_names
+from shipper.app import build_follower, placeholder_values, stream_names
 from shipper.checkpoints import CheckpointStore
 from shipper.config import Config
 from shipper.follow import Follower
+from shipper.mask import masker_for
 from shipper.records import Event
 
 
@@ -36,7 +37,7 @@ def collect(follower: Follower, limit: int) -> list[Event]:
 
 async def preview(config: Config, category: str | None, limit: int, out: TextIO) -> int:
     """Print the next events; the number of events printed."""
-    masker = build_masker(config)
+    masker = masker_for(config.masking)
     values = await placeholder_values(config)
     state = CheckpointStore(config.state_dir).load()
     shown = 0
