@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.cloudwatch import MotoServer
 from tests.support.process import wait_until
-from tests.support.writer import force_rollover
+from tests.support.writer import force_rollover, hold_midnight
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 RECORD_ID = re.compile(r"rec-[\w-]+")
@@ -56,6 +56,7 @@ def timed_handler(path: Path, suffix: str = "%Y%m%d") -> logging.handlers.TimedR
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.TimedRotatingFileHandler(path, when="midnight")
     handler.suffix = suffix
+    hold_midnight(handler)
     return handler
 
 

@@ -101,11 +101,12 @@ class TestRotationWhileDown:
 STALE_WORKERS = """
 import logging, logging.handlers, multiprocessing, sys, time
 sys.path.insert(0, {root!r})
-from tests.support.writer import force_rollover
+from tests.support.writer import force_rollover, hold_midnight
 
 def worker(k, path, count, rollover_at):
     handler = logging.handlers.TimedRotatingFileHandler(path, when="midnight")
     handler.suffix = "%Y%m%d"
+    hold_midnight(handler)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("w")
     logger.addHandler(handler)

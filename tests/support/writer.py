@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 DAY = 86_400
+NEVER = 2**62  # a rolloverAt no clock reaches
 
 
 class _Manifest(logging.Filter):
@@ -55,7 +56,14 @@ def make_handler(args: argparse.Namespace) -> logging.handlers.TimedRotatingFile
     )
     handler.suffix = args.suffix
     handler.setFormatter(logging.Formatter(args.format, args.datefmt))
+    hold_midnight(handler)
     return handler
+
+
+def hold_midnight(handler: logging.handlers.TimedRotatingFileHandler) -> None:
+    """Let the handler roll over only when a test forces it: a run that crosses the
+    wall clock's midnight would otherwise add a rotation the test did not plan."""
+    handler.rolloverAt = NEVER
 
 
 def force_rollover(handler: logging.handlers.TimedRotatingFileHandler, day: int) -> None:
@@ -63,6 +71,7 @@ def force_rollover(handler: logging.handlers.TimedRotatingFileHandler, day: int)
     base = time.mktime((2024, 1, 1, 0, 0, 0, 0, 0, -1))
     handler.rolloverAt = int(base) + (day + 1) * DAY
     handler.doRollover()
+    hold_midnight(handler)  # doRollover armed it for the next real midnight
 
 
 def main() -> None:
