@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.generate import ensure
-from bench.run import source
+from bench.run import masking_for, source
 from shipper import config as config_module
 from shipper.app import build_follower
 from shipper.batcher import Batch, Batcher
@@ -36,7 +36,7 @@ def follower_for(path: Path, mode: str) -> Any:
         {
             "state_dir": tempfile.gettempdir(),
             "sources": [source("app", path, mode)],
-            "masking": {"email": "off" if mode == "raw" else "partial"},
+            "masking": masking_for(mode),
             "health": {"listen": None},
         }
     )
@@ -60,11 +60,7 @@ def read_and_batch(path: Path, mode: str) -> tuple[int, list[Batch]]:
             events = follower.flush_quiet(cursor, 0.0)
             if not events:
                 break
-        now = time.monotonic()
-        for event in events:
-            sealed = batcher.add(event, now_ms, now)
-            if sealed is not None:
-                batches.append(sealed)
+        batches.extend(batcher.add_all(events, now_ms, time.monotonic()))
         count += len(events)
     last = batcher.seal()
     if last is not None:
@@ -100,7 +96,7 @@ def cpu() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--mode", choices=("full", "raw"), default="full")
+    parser.add_argument("--mode", choices=("full", "raw", "raw+keys"), default="full")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "shipper-bench")
     parser.add_argument("--request", action="store_true", help="also build and sign the requests")
     parser.add_argument("--cprofile", type=int, metavar="N", help="print the top N entries")

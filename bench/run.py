@@ -6,7 +6,8 @@ state folder, and takes CPU time and peak RSS from the kernel's accounting of th
 one child (``os.wait4``).  Figures are medians over ``--repeat`` runs with min-max.
 
 - ``full``: the app format parsed, the JSON message turned into fields, e-mails
-  masked, JSON events; ``raw``: ``output: raw``, masking off.  Each ships the file
+  masked, JSON events; ``raw``: ``output: raw``, masking off (no e-mail masking, no
+  key rules); ``raw+keys``: raw with the default key rules on.  Each ships the file
   of :mod:`bench.generate` from its first byte to its last event.
 - ``backlog``: peak RSS of the full mode for a file a tenth of the size, to show
   that memory does not grow with the backlog.
@@ -68,7 +69,7 @@ def _kill_leftovers() -> None:
             proc.kill()
 
 
-MEASUREMENTS = ("full", "raw", "backlog", "idle", "latency", "startup", "import")
+MEASUREMENTS = ("full", "raw", "raw+keys", "backlog", "idle", "latency", "startup", "import")
 
 
 # ---------------------------------------------------------------------- processes
@@ -191,6 +192,16 @@ def _env() -> dict[str, str]:
     }
 
 
+def masking_for(mode: str) -> dict[str, Any]:
+    """The ``masking`` section of each mode: full masks e-mails (key rules on, the
+    default); raw turns masking off, e-mails and key rules; raw+keys keeps key rules."""
+    if mode == "raw":
+        return {"email": "off", "keys": []}
+    if mode == "raw+keys":
+        return {"email": "off"}
+    return {"email": "partial"}
+
+
 def source(category: str, path: Path, mode: str = "full") -> dict[str, Any]:
     entry: dict[str, Any] = {
         "category": category,
@@ -199,7 +210,7 @@ def source(category: str, path: Path, mode: str = "full") -> dict[str, Any]:
         "datefmt": DATEFMT,
         "timezone": ZONE,
     }
-    if mode == "raw":
+    if mode.startswith("raw"):
         entry["output"] = "raw"
     return entry
 
@@ -219,7 +230,7 @@ def ship_file(path: Path, events: int, mode: str, py_spy: Path | None = None) ->
     With ``py_spy`` (a file name), py-spy samples the shipper from outside and writes
     its collapsed stacks there (``python -m bench.stacks FILE`` sums them up).
     """
-    masking = {"email": "off" if mode == "raw" else "partial"}
+    masking = masking_for(mode)
     with workdir() as work:
         sink = SinkProcess(expect=events)
         shipper = ShipperUnderTest(work, sink, [source("app", path, mode)], masking=masking)
@@ -462,7 +473,7 @@ def main() -> None:
     )
     results: dict[str, dict[str, list[float]]] = {}
     for name in only:
-        if name in ("full", "raw"):
+        if name in ("full", "raw", "raw+keys"):
             spy = args.py_spy / f"{name}.txt" if args.py_spy else None
             runs = repeat(args.repeat, lambda n=name, o=spy: ship_file(big, meta["records"], n, o))
         elif name == "backlog":

@@ -72,36 +72,48 @@ class Batcher:
 
     def add(self, event: Event, now_ms: int, now: float) -> Batch | None:
         """Add one event; return the batch it sealed to make room, if any."""
-        # Called once per event: the rules are written out here rather than in helpers.
+        sealed = self.add_all([event], now_ms, now)
+        return sealed[0] if sealed else None
+
+    def add_all(self, events: list[Event], now_ms: int, now: float) -> list[Batch]:
+        """Add events in order; return the batches sealed to make room for them."""
+        # Called for every event: the rules are written out here rather than in helpers.
+        sealed = []
+        oldest, newest = now_ms - MAX_AGE_MS, now_ms + MAX_AHEAD_MS
         batch = self.current
-        sealed = None
-        reason = rejection(event, now_ms)
-        if reason is not None:
+        for event in events:
+            timestamp = event.timestamp
+            valid = (
+                oldest <= timestamp <= newest and event.size <= MAX_EVENT_BYTES and event.message
+            )
+            reason = None if valid else rejection(event, now_ms)
+            if reason is not None:
+                if not batch.events and not batch.rejected:
+                    batch.first_added = now
+                batch.rejected.append((reason, event))
+                batch.acks[event.position] = event.offset
+                continue
+            if batch.events:
+                low = batch.min_ts if batch.min_ts < timestamp else timestamp
+                high = batch.max_ts if batch.max_ts > timestamp else timestamp
+                if (
+                    len(batch.events) >= self.max_events
+                    or batch.nbytes + event.size > self.max_bytes
+                    or high - low > MAX_SPAN_MS
+                ):
+                    full = self.seal()
+                    if full is not None:  # always: it holds events
+                        sealed.append(full)
+                    batch = self.current
+                    low = high = timestamp
+            else:
+                low = high = timestamp
             if not batch.events and not batch.rejected:
                 batch.first_added = now
-            batch.rejected.append((reason, event))
+            batch.min_ts, batch.max_ts = low, high
+            batch.events.append(event)
+            batch.nbytes += event.size
             batch.acks[event.position] = event.offset
-            return None
-        timestamp = event.timestamp
-        if batch.events:
-            low = batch.min_ts if batch.min_ts < timestamp else timestamp
-            high = batch.max_ts if batch.max_ts > timestamp else timestamp
-            if (
-                len(batch.events) >= self.max_events
-                or batch.nbytes + event.size > self.max_bytes
-                or high - low > MAX_SPAN_MS
-            ):
-                sealed = self.seal()
-                batch = self.current
-                low = high = timestamp
-        else:
-            low = high = timestamp
-        if not batch.events and not batch.rejected:
-            batch.first_added = now
-        batch.min_ts, batch.max_ts = low, high
-        batch.events.append(event)
-        batch.nbytes += event.size
-        batch.acks[event.position] = event.offset
         return sealed
 
     def seal(self) -> Batch | None:

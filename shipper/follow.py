@@ -34,16 +34,13 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate
-from operator import add
 from pathlib import Path
 
 from shipper import telemetry
 from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
-from shipper.multiline import Assembler, assembler_for
+from shipper.multiline import Assembler, assembler_for, whole_lines
 from shipper.parse import datefmt_pattern
 from shipper.records import Event, Record
 from shipper.render import Renderer
@@ -528,17 +525,13 @@ class Follower:
         masker = self.renderer.masker
         if self.keys_from_text_only and "\\u" not in text and not masker.mentions_key(text):
             key_free_from = 0 if cursor.assembler.pending is None else 1
-        lines = text.split("\n")
-        lines.pop()  # the empty text after the last newline
         start = cursor.read_offset
-        # Each line's end offset: its start plus the lengths so far plus one per newline.
-        ends = map(add, accumulate(map(len, lines)), range(start + 1, start + 1 + len(lines)))
-        whole: Iterable[tuple[str, int]] = zip(lines, ends, strict=True)
-        if b"\r" in data:
-            whole = [(line.removesuffix("\r"), end) for line, end in whole]
         cursor.read_offset = start + cut
-        telemetry.lines_read(self.category, len(lines), cut)
-        return cursor.assembler.feed(whole, now_ms), key_free_from
+        telemetry.lines_read(self.category, text.count("\n"), cut)
+        if b"\r" in data:  # CRLF lines: each line's "\r" dropped, its offsets kept
+            lines = [(line.removesuffix("\r"), end) for line, end in whole_lines(text, start)]
+            return cursor.assembler.feed(lines, now_ms), key_free_from
+        return cursor.assembler.feed_text(text, start, now_ms), key_free_from
 
     def _records(self, cursor: Cursor, data: bytes, now_ms: int) -> list[Record] | None:
         """The records of any chunk, line by line: lines over the limit become parts."""
@@ -646,14 +639,7 @@ class Follower:
         self, cursor: Cursor, records: list[Record], key_free_from: int | None = None
     ) -> list[Event]:
         """Events of ``records``; those from index ``key_free_from`` on skip key rules."""
-        render = self.renderer.event
-        events = []
-        for index, record in enumerate(records):
-            key_rules = key_free_from is None or index < key_free_from
-            event = render(record, cursor, key_rules)
-            if event is not None:
-                events.append(event)
-        return events
+        return self.renderer.events(records, cursor, key_free_from)
 
     # ------------------------------------------------------------------ state
 

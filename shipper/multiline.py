@@ -22,10 +22,12 @@ been quiet for a moment (the caller calls :meth:`Assembler.flush`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import accumulate
+from operator import add
 
 from shipper.config import SourceConfig
-from shipper.parse import Parser, build_parser
+from shipper.parse import FormatParser, Parsed, Parser, build_parser
 from shipper.records import Record
 
 _TRACEBACK_HEAD = "(most recent call last):"
@@ -43,6 +45,15 @@ _INDENTED = 3  # an exception group tree or a stack: only indented lines belong
 
 def _indented(line: str) -> bool:
     return line[:1] in (" ", "\t")
+
+
+def whole_lines(text: str, start: int) -> Iterator[tuple[str, int]]:
+    """``(line, end offset)`` of each line of a text of whole lines at offset ``start``."""
+    lines = text.split("\n")
+    lines.pop()  # the empty text after the last newline
+    # Each line's end: its start plus the lengths so far plus one per newline.
+    ends = map(add, accumulate(map(len, lines)), range(start + 1, start + 1 + len(lines)))
+    return zip(lines, ends, strict=True)
 
 
 class Assembler:
@@ -92,18 +103,67 @@ class Assembler:
                 continue
             if pending is not None:
                 done.append(pending)
-            self._state = _OUTSIDE
-            self._size = len(line)
-            if parsed is None:
-                # No record to continue: the line stands alone, with the last known time.
-                pending = Record(line, None, self._fallback_time(now_ms), False, end)
-            elif parsed[1] is None:
-                pending = Record(line, parsed[0], self._fallback_time(now_ms), False, end)
-            else:
-                self.last_timestamp = parsed[1]
-                pending = Record(line, parsed[0], parsed[1], True, end)
+            pending = self._new_record(line, parsed, end, now_ms)
         self.pending = pending
         return done
+
+    def feed_text(self, text: str, start: int, now_ms: int) -> list[Record]:
+        """Like :meth:`feed`, for a text of whole lines (each ending in a newline, with
+        no carriage returns) that starts at file offset ``start``; return the records it
+        completed.
+
+        A format-string source finds the lines that start records in one pass of its
+        ``line_regex`` over the text.  While one such line follows another and no
+        traceback is open, each simply completes the record before it; the lines between
+        (continuations, tracebacks) and the line after them go through :meth:`feed`.
+        """
+        parser = self.parser
+        if self.start is not None or not isinstance(parser, FormatParser):
+            return self.feed(whole_lines(text, start), now_ms)
+        done: list[Record] = []
+        regex = parser.line_regex
+        parse_match = parser.parse_match
+        position = 0  # where the text not yet fed starts
+        size = len(text)
+        for match in regex.finditer(text):
+            begin, end = match.span()
+            if begin == size:
+                break  # an empty match after the last newline: no line there
+            if (
+                begin != position
+                or self._state
+                or text.find("\n", begin, end) != -1  # the pattern crossed a line end
+                or text.endswith(_TRACEBACK_HEAD, begin, end)
+            ):
+                lines = whole_lines(text[position : end + 1], start + position)
+                done.extend(self.feed(lines, now_ms))
+            else:
+                if self.pending is not None:
+                    done.append(self.pending)
+                line = match.group()
+                fields, timestamp = parse_match(match)
+                if timestamp is None:
+                    self.pending = self._new_record(line, (fields, None), start + end + 1, now_ms)
+                else:  # the usual case, written out
+                    self.last_timestamp = timestamp
+                    self.pending = Record(line, fields, timestamp, True, start + end + 1)
+                    self._size = end - begin
+            position = end + 1
+        if position < size:
+            done.extend(self.feed(whole_lines(text[position:], start + position), now_ms))
+        return done
+
+    def _new_record(self, line: str, parsed: Parsed | None, end: int, now_ms: int) -> Record:
+        """The record ``line`` starts (``parsed``: its fields and time, if it matched)."""
+        self._state = _OUTSIDE
+        self._size = len(line)
+        if parsed is None:
+            # No record to continue: the line stands alone, with the last known time.
+            return Record(line, None, self._fallback_time(now_ms), False, end)
+        if parsed[1] is None:
+            return Record(line, parsed[0], self._fallback_time(now_ms), False, end)
+        self.last_timestamp = parsed[1]
+        return Record(line, parsed[0], parsed[1], True, end)
 
     def _in_traceback(self, line: str) -> bool:
         """Whether ``line`` belongs to the traceback being gathered (updates the state)."""

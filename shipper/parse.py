@@ -400,7 +400,11 @@ class FormatParser:
                 if isinstance(item, _Field) and item.name in types:
                     item.pattern, item.convert = types[item.name]
         self._converters: list[tuple[str, Converter]] = []
-        self._regex = re.compile(self._compile(tokens, style))
+        pattern = self._compile(tokens, style)
+        self._regex = re.compile(pattern)
+        # The same pattern for a text of many lines: each match is a whole line that
+        # starts a record (``finditer`` over a chunk finds them in one pass).
+        self.line_regex = re.compile(f"^(?:{pattern})$", re.MULTILINE)
         names = self._regex.groupindex
         if need_message and "message" not in names:
             raise FormatError(f"the format has no {_show('message', style)}")
@@ -415,6 +419,8 @@ class FormatParser:
         self.fields = fields
         self._time_groups = [name for name in ("asctime", "msecs", "created") if name in names]
         self._time_converters = [c for c in self._converters if c[0] in self._time_groups]
+        # Raw output of a format whose time is just its asctime: the time is all there is.
+        self._asctime_only = not fields and self._time_groups == ["asctime"]
 
     def _compile(self, tokens: list[Token], style: str) -> str:
         parts = []
@@ -456,6 +462,15 @@ class FormatParser:
         match = self._regex.fullmatch(line)
         if match is None:
             return None
+        return self.parse_match(match)
+
+    def parse_match(self, match: re.Match[str]) -> Parsed:
+        """The fields of a line the format matched (by ``parse`` or ``line_regex``)."""
+        if self._asctime_only:
+            try:
+                return {}, self.times.read(match["asctime"])
+            except ValueError:
+                pass  # the general case below keeps what could not be read
         if self.fields:
             fields: dict[str, Any] = match.groupdict()
             converters = self._converters
@@ -486,10 +501,27 @@ class FormatParser:
         message = fields.get("message")
         if message and message[0] == "{" and self.fields:
             try:
-                fields["message"] = msgspec.json.decode(message)
+                fields["message"] = json_object(message)
             except msgspec.DecodeError:
                 pass
         return fields, timestamp
+
+
+_as_written = msgspec.json.Decoder(msgspec.Raw).decode
+
+
+def json_object(text: str) -> Any:
+    """The JSON object ``text`` (which starts with ``{``), for an event to carry.
+
+    Written without escapes, it is checked and kept as written (a :class:`msgspec.Raw`
+    the encoder copies): rebuilding it as Python objects costs more than anything else
+    done to a record.  With escapes it is decoded, so that masking sees the characters
+    they stand for (``\\u0040`` is an ``@``).  Raises ``msgspec.DecodeError`` when
+    ``text`` is not one JSON value.
+    """
+    if "\\" in text:
+        return msgspec.json.decode(text)
+    return _as_written(text)
 
 
 # --------------------------------------------------------------------------- presets

@@ -75,28 +75,55 @@ class Renderer:
         ``key_rules=False``: the caller found no key-rule key in the record's text
         (and :meth:`keys_only_from_text` holds), so the per-event pre-check is skipped.
         """
+        events = self.events([record], position, None if key_rules else 0)
+        return events[0] if events else None
+
+    def events(
+        self, records: list[Record], position: Position, key_rules_until: int | None = None
+    ) -> list[Event]:
+        """The events of ``records`` (one file's, in order), masked together.
+
+        Records from index ``key_rules_until`` on skip the key rules (None: all of them
+        need them); see :meth:`event`.
+        """
+        if key_rules_until is None:
+            key_rules_until = len(records)
+        texts = [
+            self._unmasked(record, position, index < key_rules_until)
+            for index, record in enumerate(records)
+        ]
+        masked = self.masker.mask_all(texts)
+        events = []
+        for record, message in zip(records, masked, strict=True):
+            if not message:
+                continue  # an empty raw line carries nothing
+            size = len(message) if message.isascii() else utf8_len(message)
+            if size > MAX_MESSAGE_BYTES:
+                message = self._truncate(record, size)
+                size = utf8_len(message)
+            events.append(
+                Event(record.timestamp, message, size + EVENT_OVERHEAD, position, record.end)
+            )
+        return events
+
+    def _unmasked(self, record: Record, position: Position, key_rules: bool) -> str:
+        """The event text of ``record`` with key rules applied, before masking."""
         masker = self.masker
         fields = record.fields
         if fields is not None and "time_unreadable" in fields:
             telemetry.time_unreadable(self.category, position.path, record.end, record.text[:200])
         if self.output == "raw":
             text = self._raw_text(record)
-            message = masker.mask(masker.redact_key_text(text) if key_rules else text)
-            if not message:
-                return None
-        else:
-            document = self._document(record)
+            return masker.redact_key_text(text) if key_rules else text
+        document = self._document(record)
+        message = _encode(document).decode()
+        if key_rules and masker.mentions_key(message):
+            # Key rules need the structure: redact under sensitive keys, encode again.
+            if type(document.get("message")) is msgspec.Raw:
+                document["message"] = msgspec.json.decode(document["message"])
+            masker.redact_keys(document)
             message = _encode(document).decode()
-            if key_rules and masker.mentions_key(message):
-                # Key rules need the structure: redact under sensitive keys, encode again.
-                masker.redact_keys(document)
-                message = _encode(document).decode()
-            message = masker.mask(message)
-        size = utf8_len(message)
-        if size > MAX_MESSAGE_BYTES:
-            message = self._truncate(record, size)
-            size = utf8_len(message)
-        return Event(record.timestamp, message, size + EVENT_OVERHEAD, position, record.end)
+        return message
 
     def _raw_text(self, record: Record) -> str:
         text = record.text if not record.extra else "\n".join([record.text, *record.extra])

@@ -79,14 +79,12 @@ class Stream:
         if now_ms is None:
             now_ms = int(time.time() * 1000)
         now = time.monotonic()
-        for event in events:
-            sealed = self.batcher.add(event, now_ms, now)
-            if sealed is not None:
-                self.sealed.append(sealed)
-                self._wake_sender.set()
-                while len(self.sealed) >= self.queue_batches:
-                    self._space.clear()
-                    await self._space.wait()
+        for sealed in self.batcher.add_all(events, now_ms, now):
+            self.sealed.append(sealed)
+            self._wake_sender.set()
+            while len(self.sealed) >= self.queue_batches:
+                self._space.clear()
+                await self._space.wait()
         self._wake_sender.set()
 
     def undelivered(self) -> int:
@@ -110,7 +108,9 @@ class Stream:
                 continue
             since = self.batcher.pending_since()
             if since is not None:
-                wait = since + self.flush_interval - time.monotonic()
+                # A stream's first batch goes at once: what was waiting when the shipper
+                # started reaches CloudWatch without a flush_interval's delay.
+                wait = since + self.flush_interval - time.monotonic() if self.created else 0.0
                 if wait <= 0 or self.closing:
                     batch_or_none = self.batcher.seal()
                     if batch_or_none is not None:
