@@ -73,6 +73,23 @@ class TestEveryPartOfTheEvent:
         assert second["message"]["client"]["email"].startswith("**ne.doe")
         assert "LookupError: no account for **ne.doe+billin*@" in third["exception"]
 
+    def test_json_message_as_written_or_decoded_when_escaped(self) -> None:
+        """A JSON message is carried as the app wrote it (its spacing kept); one with
+        escapes is decoded first, so an address spelled with ``\\u0040`` is masked."""
+        payload = {"client": {"email": ADDRESS}, "n": 1}
+
+        def calls(log: logging.Logger) -> None:
+            log.info(json.dumps(payload))
+            log.info(json.dumps(payload).replace("@", "\\u0040"))
+
+        written = write_logs(logging.Formatter(APP_FORMAT), calls)
+        plain, escaped = render(written.lines, APP_FORMAT, Masker())
+        masked = {"client": {"email": "**ne.doe+billin*@mail.example.co.kr"}, "n": 1}
+        assert json.loads(plain)["message"] == masked
+        assert '"message":{"client": {"email": "**ne.doe+billin*@' in plain  # as written
+        assert json.loads(escaped)["message"] == masked
+        assert "u0040" not in escaped
+
     def test_raw_output_is_masked_too(self) -> None:
         written = write_logs(logging.Formatter(APP_FORMAT), lambda log: log.info(ADDRESS))
         (message,) = render(written.lines, APP_FORMAT, Masker(), output="raw")
