@@ -8,6 +8,7 @@ JSON-escaped, URL-encoded (``%40``) — and embedded in random text and JSON.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 
 from hypothesis import example, given, settings
@@ -172,3 +173,34 @@ class TestMaskingManyAtOnce:
         )
         texts = [json.dumps({"message": text}) for text, _ in cases]
         assert masker.mask_all(texts) == [masker.mask(text) for text in texts]
+
+
+def _mentions_by_hand(text: str, names: tuple[str, ...]) -> bool:
+    """A key rule's name (``_`` or ``-``), any case, then an optional quote, spaces and
+    ``:`` or ``=``: what the pre-check must find."""
+    lower = text.lower()
+    spellings = {spelled for name in names for spelled in (name, name.replace("_", "-"))}
+    return any(
+        re.match(r'"?\s*[:=]', lower[at + len(spelled) :])
+        for spelled in spellings
+        for at in range(len(lower))
+        if lower.startswith(spelled, at)
+    )
+
+
+_KEY_NAMES = ("password", "passwd", "token", "api_key", "secret")
+_key_fragment = st.one_of(
+    st.sampled_from([*_KEY_NAMES, "api-key", "PassWord", "TOKEN", "pass", "api", "tok"]),
+    st.sampled_from(['"', ":", "=", " ", '": ', " = ", "x", "_", "-", "\n", "{", "}"]),
+    _word,
+)
+
+
+class TestKeyRulePreCheck:
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(_key_fragment, max_size=12).map("".join))
+    def test_finds_exactly_the_names_before_a_colon_or_equals(self, text: str) -> None:
+        """``Masker.mentions_key`` (one search per group of names sharing their first
+        letters) says yes exactly when a name stands before ``:`` or ``=``."""
+        masker = Masker("off", keys=_KEY_NAMES)
+        assert masker.mentions_key(text) == _mentions_by_hand(text, _KEY_NAMES)
