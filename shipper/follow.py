@@ -290,7 +290,10 @@ class Follower:
                 telemetry.file_closed(self.category, cursor.path, cursor.read_offset, "idle")
                 cursor.close()
             if cursor.gone and cursor.fd is None:
-                del self.cursors[key]
+                # Deleted, or renamed while the folder was listed (seen under no name
+                # this time): kept by fingerprint, so that found again under another
+                # name it goes on from where it was read to instead of from 0.
+                self._forget(key, cursor)
                 self._copies_of(cursor)  # read to its end: its copies hold nothing more
         # Files that stopped being live (gone first, then by rotation time), then live.
         return sorted(self.cursors.values(), key=lambda c: (c.live, not c.gone, c.order))
