@@ -120,3 +120,38 @@ _OTHER = st.sampled_from(
 def test_generated_mixes(lines: list[str], cuts: list[int], fmt: str) -> None:
     text = "".join(line + "\n" for line in lines)
     same_records(text, fmt, cuts, max_lines=6)
+
+
+_PRESET_LINES = {
+    "uvicorn": [
+        'INFO:     10.0.0.1:5100 - "GET /health HTTP/1.1" 200',
+        "INFO:",  # the level prefix's \s* could run on into the next line
+        '    10.0.0.2:5101 - "POST /pay HTTP/1.1" 500 Internal Server Error',
+        "Traceback (most recent call last):",
+        '  File "/srv/app.py", line 3, in pay',
+        "ZeroDivisionError: division by zero",
+        'WARNING:  10.0.0.3:5102 - "GET / HTTP/1.1" 404',
+        "",
+    ],
+    "gunicorn_access": [
+        '10.0.0.1 - - [02/Jan/2024:03:04:05 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8"',
+        "not an access line",
+        '10.0.0.2 - bob [02/Jan/2024:03:04:06 +0000] "POST /x HTTP/1.1" 201 - "-" "a b"',
+    ],
+    "uvicorn_access": [
+        '[2024-01-02 03:04:05,123] req-1 200 0.012s 10.0.0.1:5100 - "GET / HTTP/1.1"',
+        '[2024-01-02 03:04:05,124] req-2 500 1.5s 10.0.0.2:5101 - "POST /pay HTTP/1.1"',
+        "  continuation",
+    ],
+}
+
+
+@pytest.mark.parametrize("preset", _PRESET_LINES)
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_presets(preset: str, data: st.DataObject) -> None:
+    """The presets' patterns too, one of which (``\\s*`` after uvicorn's level) could
+    match across a line end: such a match is read line by line."""
+    lines = data.draw(st.lists(st.sampled_from(_PRESET_LINES[preset]), min_size=1, max_size=30))
+    cuts = data.draw(st.lists(st.integers(0, 30), max_size=4))
+    same_records("".join(line + "\n" for line in lines), preset, cuts, max_lines=6)
