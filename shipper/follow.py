@@ -505,7 +505,7 @@ class Follower:
         ):
             fp_len, fp = fingerprint(cursor.fd)
             cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
-        return self._render(cursor, records, key_free_from)
+        return self.renderer.events(records, cursor, key_free_from)
 
     def _ascii_records(
         self, cursor: Cursor, data: bytes, now_ms: int
@@ -636,13 +636,7 @@ class Follower:
         ):
             return []  # not read to its end yet, or not quiet there for long enough
         record = assembler.flush()
-        return self._render(cursor, [record] if record else [])
-
-    def _render(
-        self, cursor: Cursor, records: list[Record], key_free_from: int | None = None
-    ) -> list[Event]:
-        """Events of ``records``; those from index ``key_free_from`` on skip key rules."""
-        return self.renderer.events(records, cursor, key_free_from)
+        return self.renderer.events([record] if record else [], cursor)
 
     # ------------------------------------------------------------------ state
 

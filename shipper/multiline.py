@@ -25,9 +25,10 @@ import re
 from collections.abc import Iterable, Iterator
 from itertools import accumulate
 from operator import add
+from typing import Any
 
 from shipper.config import SourceConfig
-from shipper.parse import FormatParser, Parsed, Parser, build_parser
+from shipper.parse import FormatParser, Parser, build_parser
 from shipper.records import Record
 
 _TRACEBACK_HEAD = "(most recent call last):"
@@ -103,7 +104,8 @@ class Assembler:
                 continue
             if pending is not None:
                 done.append(pending)
-            pending = self._new_record(line, parsed, end, now_ms)
+            fields, timestamp = parsed if parsed is not None else (None, None)
+            pending = self._new_record(line, fields, timestamp, end, now_ms)
         self.pending = pending
         return done
 
@@ -140,30 +142,31 @@ class Assembler:
             else:
                 if self.pending is not None:
                     done.append(self.pending)
-                line = match.group()
                 fields, timestamp = parse_match(match)
-                if timestamp is None:
-                    self.pending = self._new_record(line, (fields, None), start + end + 1, now_ms)
-                else:  # the usual case, written out
-                    self.last_timestamp = timestamp
-                    self.pending = Record(line, fields, timestamp, True, start + end + 1)
-                    self._size = end - begin
+                self.pending = self._new_record(
+                    match.group(), fields, timestamp, start + end + 1, now_ms
+                )
             position = end + 1
         if position < size:
             done.extend(self.feed(whole_lines(text[position:], start + position), now_ms))
         return done
 
-    def _new_record(self, line: str, parsed: Parsed | None, end: int, now_ms: int) -> Record:
-        """The record ``line`` starts (``parsed``: its fields and time, if it matched)."""
+    def _new_record(
+        self,
+        line: str,
+        fields: dict[str, Any] | None,
+        timestamp: int | None,
+        end: int,
+        now_ms: int,
+    ) -> Record:
+        """The record ``line`` starts: its fields (None when it did not match, and then
+        stands alone) and its time (None when it has none: the last known time)."""
         self._state = _OUTSIDE
         self._size = len(line)
-        if parsed is None:
-            # No record to continue: the line stands alone, with the last known time.
-            return Record(line, None, self._fallback_time(now_ms), False, end)
-        if parsed[1] is None:
-            return Record(line, parsed[0], self._fallback_time(now_ms), False, end)
-        self.last_timestamp = parsed[1]
-        return Record(line, parsed[0], parsed[1], True, end)
+        if timestamp is None:
+            return Record(line, fields, self._fallback_time(now_ms), False, end)
+        self.last_timestamp = timestamp
+        return Record(line, fields, timestamp, True, end)
 
     def _in_traceback(self, line: str) -> bool:
         """Whether ``line`` belongs to the traceback being gathered (updates the state)."""

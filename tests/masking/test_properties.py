@@ -165,13 +165,20 @@ class TestMaskingManyAtOnce:
 
     @settings(max_examples=100, deadline=None)
     @given(st.lists(embedded(), min_size=2, max_size=6), st.sampled_from(STRATEGIES))
-    def test_with_every_detector_on(self, cases: list[tuple[str, str]], strategy: str) -> None:
+    def test_with_the_detectors_after_email_on(
+        self, cases: list[tuple[str, str]], strategy: str
+    ) -> None:
+        """E-mail first (the joined pass), then card, phone, IPv6 and IPv4 on each text;
+        bearer, jwt and aws_key, which run before e-mail, would make every text go
+        alone."""
+        before_email = {"bearer", "jwt", "aws_key"}
+        after_email = [name for name in MASK_DETECTORS if name not in before_email]
         masker = Masker(
             strategy,  # type: ignore[arg-type]
             KEY,
-            detectors=dict.fromkeys(MASK_DETECTORS, strategy),  # type: ignore[arg-type]
+            detectors=dict.fromkeys(after_email, strategy),  # type: ignore[arg-type]
         )
-        texts = [json.dumps({"message": text}) for text, _ in cases]
+        texts = [json.dumps({"message": f"{text} 10.1.2.3 +82 10-1234-5678"}) for text, _ in cases]
         assert masker.mask_all(texts) == [masker.mask(text) for text in texts]
 
 

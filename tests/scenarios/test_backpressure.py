@@ -1,7 +1,7 @@
 """Backpressure scenario (issue case 9): while CloudWatch is unreachable the shipper
 stops reading ahead (SPEC §3 promise 3, the files are the buffer), and once it is
 back everything arrives once.  Flat memory is shown in figures by
-``bench/idle_and_backlog.py``; here the reading itself is watched, through /metrics.
+``bench/outage_backlog.py``; here the reading itself is watched, through /metrics.
 """
 
 from __future__ import annotations

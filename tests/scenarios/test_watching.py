@@ -1,7 +1,7 @@
 """Watching scenarios (issue case 8): watchdog's inotify observer wakes the reader
 promptly; a periodic rescan is the safety net for what inotify cannot see; a folder
 deleted and created again is watched again.  Idle CPU is shown by
-``bench/idle_and_backlog.py``, not asserted here.
+``python -m bench.run --only idle``, not asserted here.
 """
 
 from __future__ import annotations

@@ -1,15 +1,13 @@
-"""Idle CPU and memory under a backlog, measured on a real shipper process.
+"""Memory under a backlog built while CloudWatch is unreachable, on a real shipper.
 
-    PYTHONPATH=$PWD python bench/idle_and_backlog.py [--idle-seconds 60] [--sizes 30,300]
+    PYTHONPATH=$PWD python -m bench.outage_backlog [--sizes 30,300]
 
-1. Idle: the shipper follows 10 quiet files (10 sources) and, once it has shipped
-   what they held, is left alone for ``--idle-seconds``: prints the CPU seconds
-   (user + system, from /proc) it used meanwhile.  No busy polling means ~0.
-2. Backlog: for each size, a log file of that many MB is written while CloudWatch
-   is unreachable (the sink resets every connection); after 10 s the sink comes
-   back and the backlog is shipped.  Prints the peak resident memory (VmHWM) and
-   the RSS sampled while unreachable and while shipping: the files are the
-   buffer, so the peak should not grow with the backlog.
+For each size, a log file of that many MB is written while CloudWatch is
+unreachable (the sink resets every connection); after 10 s the sink comes back and
+the backlog is shipped.  Prints the peak resident memory (VmHWM) and the RSS sampled
+while unreachable and while shipping: the files are the buffer, so the peak should
+not grow with the backlog.  (Idle CPU is measured by ``python -m bench.run --only
+idle``.)
 
 The sink is a tiny CloudWatch Logs endpoint on 127.0.0.1 that counts the events it
 accepts (moto would keep 300 MB in its own memory and slow the run down).  Linux
@@ -130,11 +128,6 @@ def shipper(work: Path, sink: Sink, paths: list[Path]) -> Iterator[subprocess.Po
         log.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def memory_kib(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -156,23 +149,6 @@ def write_lines(path: Path, start: int, count: int, line_bytes: int) -> None:
         for n in range(start, start + count):
             head = f"{stamp} INFO rec-{n:08d} user someone{n % 97}@example.com "
             f.write(head + PADDING[: max(line_bytes - len(head) - 1, 0)] + "\n")
-
-
-def bench_idle(seconds: float) -> None:
-    with tempfile.TemporaryDirectory() as tmp, running_sink() as sink:
-        work = Path(tmp)
-        paths = [work / "logs" / f"cat{n}" / "app.log" for n in range(10)]
-        for path in paths:
-            path.parent.mkdir(parents=True)
-            write_lines(path, 0, 100, 200)
-        with shipper(work, sink, paths) as proc:
-            wait_for(lambda: sink.events >= 1000, 60)
-            time.sleep(3)  # the last flushes and checkpoint saves
-            before = cpu_seconds(proc.pid)
-            time.sleep(seconds)
-            used = cpu_seconds(proc.pid) - before
-            rss = memory_kib(proc.pid, "VmRSS")
-    print(f"idle: 10 quiet files, {seconds:.0f} s: {used:.2f} CPU seconds, RSS {rss / 1024:.0f} MB")
 
 
 def bench_backlog(megabytes: int, line_bytes: int) -> None:
@@ -210,12 +186,9 @@ def bench_backlog(megabytes: int, line_bytes: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--sizes", default="30,300", help="backlog sizes in MB")
     parser.add_argument("--line-bytes", type=int, default=300)
     args = parser.parse_args()
-    if args.idle_seconds > 0:
-        bench_idle(args.idle_seconds)
     for size in (int(s) for s in args.sizes.split(",") if s):
         bench_backlog(size, args.line_bytes)
 
