@@ -17,10 +17,34 @@ import os
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 _FOLDER_CHANGES = ("created", "deleted", "moved")
+# What a reader needs to hear of: files written, created, renamed, deleted, and the
+# folders themselves appearing or going.  Opening and closing unwritten (the
+# shipper's own listings and reads, an operator's ``tail``) would wake the watch
+# threads for nothing.  One filter for every watch: two watches on one path share
+# inotify's single mask.
+_WATCHED_EVENTS = [
+    FileModifiedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
 
 
 def _not_stop_race(record: logging.LogRecord) -> bool:
@@ -117,7 +141,9 @@ class Watcher:
         handler.lost = False
         self._guard(directory)
         try:
-            watch = self.observer.schedule(handler, str(target), recursive=False)
+            watch = self.observer.schedule(
+                handler, str(target), recursive=False, event_filter=_WATCHED_EVENTS
+            )
         except OSError:
             return False
         self._watched[directory] = (identity, watch)
@@ -129,7 +155,9 @@ class Watcher:
             return
         try:
             guard = _ParentGuard(self._handlers[directory])
-            self.observer.schedule(guard, str(directory.parent), recursive=False)
+            self.observer.schedule(
+                guard, str(directory.parent), recursive=False, event_filter=_WATCHED_EVENTS
+            )
         except OSError:
             return
         self._guarded.add(directory)
