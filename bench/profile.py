@@ -23,7 +23,7 @@ from typing import Any
 from bench.generate import ensure
 from bench.run import masking_for, source
 from shipper import config as config_module
-from shipper.app import build_follower
+from shipper.app import build_follower, settle_heap
 from shipper.batcher import Batch, Batcher
 from shipper.checkpoints import State
 from shipper.mask import masker_for
@@ -48,6 +48,7 @@ def follower_for(path: Path, mode: str) -> Any:
 def read_and_batch(path: Path, mode: str) -> tuple[int, list[Batch]]:
     """Every event of the file through the follower and the batcher."""
     follower = follower_for(path, mode)
+    settle_heap()  # as the shipper does once started
     batcher = Batcher()
     batches: list[Batch] = []
     count = 0
