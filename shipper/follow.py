@@ -611,7 +611,7 @@ class Follower:
             cursor.part += 1
             if cursor.part == 1:
                 telemetry.line_split(self.category, cursor.path, begin, limit)
-            part = Record(text, None, now_ms, False, end, part=cursor.part, last_part=complete)
+            part = Record(text, None, now_ms, end, part=cursor.part, last_part=complete)
             records.append(part)
             if complete:
                 cursor.part = 0

@@ -164,9 +164,9 @@ class Assembler:
         self._state = _OUTSIDE
         self._size = len(line)
         if timestamp is None:
-            return Record(line, fields, self._fallback_time(now_ms), False, end)
+            return Record(line, fields, self._fallback_time(now_ms), end)
         self.last_timestamp = timestamp
-        return Record(line, fields, timestamp, True, end)
+        return Record(line, fields, timestamp, end)
 
     def _in_traceback(self, line: str) -> bool:
         """Whether ``line`` belongs to the traceback being gathered (updates the state)."""

@@ -31,7 +31,6 @@ class Record:
     text: str
     fields: dict[str, Any] | None
     timestamp: int
-    time_known: bool
     end: int
     extra: list[str] = field(default_factory=list)
     part: int = 0  # >0: one part of a line longer than the line limit

@@ -86,7 +86,9 @@ class Renderer:
         Records from index ``key_rules_until`` on skip the key rules (None: all of them
         need them); see :meth:`event`.
         """
-        if key_rules_until is None:
+        if not self.masker.keys:
+            key_rules_until = 0  # no key rules to apply
+        elif key_rules_until is None:
             key_rules_until = len(records)
         texts = [
             self._unmasked(record, position, index < key_rules_until)
@@ -113,7 +115,8 @@ class Renderer:
         if fields is not None and "time_unreadable" in fields:
             telemetry.time_unreadable(self.category, position.path, record.end, record.text[:200])
         if self.output == "raw":
-            text = self._raw_text(record)
+            # A one-line record (the usual one) is its own text.
+            text = self._raw_text(record) if record.extra or record.part else record.text
             return masker.redact_key_text(text) if key_rules else text
         document = self._document(record)
         message = _encode(document).decode()

@@ -37,7 +37,7 @@ RAW = Renderer("app", "raw", Masker("off"), json_lines=False)
 def event(
     text: str, timestamp: int = NOW_MS, position: FilePosition | None = None, end: int = 0
 ) -> Event:
-    made = RAW.event(Record(text, None, timestamp, True, end), position or FilePosition("a.log"))
+    made = RAW.event(Record(text, None, timestamp, end), position or FilePosition("a.log"))
     assert made is not None
     return made
 
@@ -191,7 +191,7 @@ class TestRefusedEvents:
 
     def test_the_renderer_drops_an_empty_raw_line(self):
         """An empty line in raw output makes no event at all."""
-        assert RAW.event(Record("", None, NOW_MS, True, 1), FilePosition("a.log")) is None
+        assert RAW.event(Record("", None, NOW_MS, 1), FilePosition("a.log")) is None
 
     def test_an_event_over_1_mb_is_truncated_by_the_renderer_and_says_so(self):
         """A 1.5 MB record becomes one event that fits the limit and is marked truncated."""

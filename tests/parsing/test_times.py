@@ -179,7 +179,11 @@ class TestUnreadableTimes:
             1_700_000_000_000,
             1_700_000_200_000,
         ]
-        assert [r.time_known for r in records] == [True, False, True]
+        assert [bool(r.fields and r.fields.get("time_unreadable")) for r in records] == [
+            False,
+            True,
+            False,
+        ]
 
         counter = metrics.PARSE_FALLBACKS.labels("app")
         before = counter._value.get()
@@ -200,7 +204,8 @@ class TestUnreadableTimes:
         record = assembler.flush()
         assert record is not None
         assert record.timestamp == 123_456
-        assert not record.time_known
+        assert record.fields is not None
+        assert record.fields["time_unreadable"]
 
     def test_json_line_with_an_unreadable_time_key(self) -> None:
         """A JSON line whose time key holds no time is kept, marked, with a fallback time."""
