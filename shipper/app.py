@@ -444,9 +444,10 @@ def settle_heap() -> None:
     """Collect start-up's garbage, then take what is left out of the collector's sight.
 
     Start-up leaves a couple of hundred thousand long-lived objects (the imported
-    modules, botocore's service model), and each full collection walked all of them
-    while a backlog was read: a sixth of the CPU of raw shipping.  Frozen, they are
-    not scanned again; the pipeline's records and events still are, less often.
+    modules, botocore's service model); each full collection walked all of them, and
+    while a backlog was read the collector took a sixth of the CPU of raw shipping.
+    Frozen, they are not scanned again; the pipeline's records and events still are,
+    less often.
     """
     gc.collect()
     gc.freeze()
