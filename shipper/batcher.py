@@ -77,50 +77,58 @@ class Batcher:
 
     def add_all(self, events: list[Event], now_ms: int, now: float) -> list[Batch]:
         """Add events in order; return the batches sealed to make room for them."""
-        # Called for every event: the rules are written out here rather than in helpers.
+        # Called for every event: the rules are written out here rather than in helpers,
+        # and the current batch's running figures are kept in locals, written back when
+        # it is sealed and at the end.
         sealed = []
         oldest, newest = now_ms - MAX_AGE_MS, now_ms + MAX_AHEAD_MS
+        max_events, max_bytes = self.max_events, self.max_bytes
         batch = self.current
+        kept, acks = batch.events, batch.acks
+        nbytes, low, high = batch.nbytes, batch.min_ts, batch.max_ts
         for event in events:
             timestamp = event.timestamp
-            valid = (
-                oldest <= timestamp <= newest and event.size <= MAX_EVENT_BYTES and event.message
-            )
-            reason = None if valid else rejection(event, now_ms)
-            if reason is not None:
-                if not batch.events and not batch.rejected:
-                    batch.first_added = now
-                batch.rejected.append((reason, event))
-                batch.acks[event.position] = event.offset
-                continue
-            if batch.events:
-                low = batch.min_ts if batch.min_ts < timestamp else timestamp
-                high = batch.max_ts if batch.max_ts > timestamp else timestamp
+            size = event.size
+            if not (oldest <= timestamp <= newest and size <= MAX_EVENT_BYTES and event.message):
+                reason = rejection(event, now_ms)
+                if reason is not None:
+                    if not kept and not batch.rejected:
+                        batch.first_added = now
+                    batch.rejected.append((reason, event))
+                    acks[event.position] = event.offset
+                    continue
+            if kept:
+                earliest = low if low < timestamp else timestamp
+                latest = high if high > timestamp else timestamp
                 if (
-                    len(batch.events) >= self.max_events
-                    or batch.nbytes + event.size > self.max_bytes
-                    or high - low > MAX_SPAN_MS
+                    len(kept) >= max_events
+                    or nbytes + size > max_bytes
+                    or latest - earliest > MAX_SPAN_MS
                 ):
-                    full = self.seal()
-                    if full is not None:  # always: it holds events
-                        sealed.append(full)
+                    batch.nbytes, batch.min_ts, batch.max_ts = nbytes, low, high
+                    sealed.append(self._seal(batch))
                     batch = self.current
-                    low = high = timestamp
+                    batch.first_added = now
+                    kept, acks = batch.events, batch.acks
+                    nbytes, low, high = 0, timestamp, timestamp
+                else:
+                    low, high = earliest, latest
             else:
                 low = high = timestamp
-            if not batch.events and not batch.rejected:
-                batch.first_added = now
-            batch.min_ts, batch.max_ts = low, high
-            batch.events.append(event)
-            batch.nbytes += event.size
-            batch.acks[event.position] = event.offset
+                if not batch.rejected:
+                    batch.first_added = now
+            kept.append(event)
+            nbytes += size
+            acks[event.position] = event.offset
+        batch.nbytes, batch.min_ts, batch.max_ts = nbytes, low, high
         return sealed
 
     def seal(self) -> Batch | None:
         """The current batch, sorted and closed; None when it is empty."""
         batch = self.current
-        if not len(batch):
-            return None
+        return self._seal(batch) if len(batch) else None
+
+    def _seal(self, batch: Batch) -> Batch:
         self.current = Batch()
         batch.events.sort(key=_timestamp)
         return batch

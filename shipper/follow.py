@@ -34,6 +34,7 @@ import os
 import re
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
 from shipper.multiline import Assembler, assembler_for, whole_lines
 from shipper.parse import datefmt_pattern
-from shipper.records import Event, Record
+from shipper.records import Event, Line, Record
 from shipper.render import Renderer
 
 FINGERPRINT_BYTES = 512
@@ -491,6 +492,7 @@ class Follower:
         if not data:
             return None
         key_free_from = None
+        records: Sequence[Record | Line] | None
         if cursor.part == 0 and len(data) < self.source.max_line_bytes and data.isascii():
             read = self._ascii_records(cursor, data, now_ms)
             records, key_free_from = read if read is not None else (None, None)
@@ -509,7 +511,7 @@ class Follower:
 
     def _ascii_records(
         self, cursor: Cursor, data: bytes, now_ms: int
-    ) -> tuple[list[Record], int | None] | None:
+    ) -> tuple[Sequence[Record | Line], int | None] | None:
         """The records of a chunk of ASCII lines, none of them over the line limit: the
         usual case, decoded and split once per chunk rather than line by line (in ASCII
         a character is a byte, so offsets are counted on the text).

@@ -22,14 +22,14 @@ been quiet for a moment (the caller calls :meth:`Assembler.flush`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 from operator import add
 from typing import Any
 
 from shipper.config import SourceConfig
 from shipper.parse import FormatParser, Parser, build_parser
-from shipper.records import Record
+from shipper.records import Line, Record
 
 _TRACEBACK_HEAD = "(most recent call last):"
 _CHAIN_MARKERS = (
@@ -109,10 +109,10 @@ class Assembler:
         self.pending = pending
         return done
 
-    def feed_text(self, text: str, start: int, now_ms: int) -> list[Record]:
+    def feed_text(self, text: str, start: int, now_ms: int) -> Sequence[Record | Line]:
         """Like :meth:`feed`, for a text of whole lines (each ending in a newline, with
         no carriage returns) that starts at file offset ``start``; return the records it
-        completed.
+        completed, those of one line as :data:`Line` tuples.
 
         A format-string source finds the lines that start records in one pass of its
         ``line_regex`` over the text.  While one such line follows another and no
@@ -122,11 +122,12 @@ class Assembler:
         parser = self.parser
         if self.start is not None or not isinstance(parser, FormatParser):
             return self.feed(whole_lines(text, start), now_ms)
-        done: list[Record] = []
+        done: list[Record | Line] = []
         regex = parser.line_regex
         parse_match = parser.parse_match
         position = 0  # where the text not yet fed starts
         size = len(text)
+        line: Line | None = None  # the last record started, while it is one line
         for match in regex.finditer(text):
             begin, end = match.span()
             if begin == size:
@@ -137,19 +138,32 @@ class Assembler:
                 or text.find("\n", begin, end) != -1  # the pattern crossed a line end
                 or text.endswith(_TRACEBACK_HEAD, begin, end)
             ):
+                if line is not None:
+                    self._hold(line)  # the lines fed next may continue it
+                    line = None
                 lines = whole_lines(text[position : end + 1], start + position)
                 done.extend(self.feed(lines, now_ms))
             else:
-                if self.pending is not None:
+                # This line starts a record: the one before it is complete.
+                if line is not None:
+                    done.append(line)
+                elif self.pending is not None:
                     done.append(self.pending)
+                    self.pending = None
                 fields, timestamp = parse_match(match)
-                self.pending = self._new_record(
-                    match.group(), fields, timestamp, start + end + 1, now_ms
-                )
+                line = (match.group(), fields, self._time(timestamp, now_ms), start + end + 1)
             position = end + 1
+        if line is not None:
+            self._hold(line)
         if position < size:
             done.extend(self.feed(whole_lines(text[position:], start + position), now_ms))
         return done
+
+    def _hold(self, line: Line) -> None:
+        """Make a one-line record the pending one: lines fed later may continue it."""
+        self.pending = Record(*line)
+        self._state = _OUTSIDE
+        self._size = len(line[0])
 
     def _new_record(
         self,
@@ -163,10 +177,14 @@ class Assembler:
         stands alone) and its time (None when it has none: the last known time)."""
         self._state = _OUTSIDE
         self._size = len(line)
+        return Record(line, fields, self._time(timestamp, now_ms), end)
+
+    def _time(self, timestamp: int | None, now_ms: int) -> int:
+        """A record's time: its own (remembered), else the last known, else the read time."""
         if timestamp is None:
-            return Record(line, fields, self._fallback_time(now_ms), end)
+            return self.last_timestamp if self.last_timestamp is not None else now_ms
         self.last_timestamp = timestamp
-        return Record(line, fields, timestamp, end)
+        return timestamp
 
     def _in_traceback(self, line: str) -> bool:
         """Whether ``line`` belongs to the traceback being gathered (updates the state)."""
@@ -197,9 +215,6 @@ class Assembler:
         record, self.pending = self.pending, None
         self._state = _OUTSIDE
         return record
-
-    def _fallback_time(self, now_ms: int) -> int:
-        return self.last_timestamp if self.last_timestamp is not None else now_ms
 
 
 def assembler_for(source: SourceConfig) -> Assembler:

@@ -1,6 +1,6 @@
 """The small records the pipeline stages hand each other.
 
-    lines of a file ──multiline──▶ Record ──render──▶ Event ──batcher──▶ Batch
+    lines of a file ──multiline──▶ Record | Line ──render──▶ Event ──batcher──▶ Batch
 
 An :class:`Event` keeps a reference to the :class:`Position` it came from, so that
 when CloudWatch accepts it the follower's delivered offset can move to its end.
@@ -35,6 +35,18 @@ class Record:
     extra: list[str] = field(default_factory=list)
     part: int = 0  # >0: one part of a line longer than the line limit
     last_part: bool = True
+
+
+# A complete record that is one line, as a plain tuple: its text, fields (None: the line
+# did not match the format), time and end offset.  Most records are one line; when the
+# assembler knows one is complete (the next line starts a record) it hands it over in
+# this form, without the Record object that would cost as much as the rest of its trip.
+Line = tuple[str, dict[str, Any] | None, int, int]
+
+
+def as_record(record: Record | Line) -> Record:
+    """The :class:`Record` a :data:`Line` stands for (for the paths that need one)."""
+    return record if isinstance(record, Record) else Record(*record)
 
 
 @dataclass(slots=True)

@@ -17,14 +17,14 @@ rendered (a huge traceback) is truncated and marked ``truncated``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import msgspec
 
 from shipper import telemetry
 from shipper.mask import Masker
-from shipper.records import EVENT_OVERHEAD, Event, Position, Record
+from shipper.records import EVENT_OVERHEAD, Event, Line, Position, Record, as_record
 
 MAX_EVENT_BYTES = 1_048_576
 MAX_MESSAGE_BYTES = MAX_EVENT_BYTES - EVENT_OVERHEAD
@@ -79,7 +79,10 @@ class Renderer:
         return events[0] if events else None
 
     def events(
-        self, records: list[Record], position: Position, key_rules_until: int | None = None
+        self,
+        records: Sequence[Record | Line],
+        position: Position,
+        key_rules_until: int | None = None,
     ) -> list[Event]:
         """The events of ``records`` (one file's, in order), masked together.
 
@@ -92,6 +95,8 @@ class Renderer:
             key_rules_until = len(records)
         texts = [
             self._unmasked(record, position, index < key_rules_until)
+            if isinstance(record, Record)
+            else self._line_text(record, position, index < key_rules_until)
             for index, record in enumerate(records)
         ]
         masked = self.masker.mask_all(texts)
@@ -101,12 +106,26 @@ class Renderer:
                 continue  # an empty raw line carries nothing
             size = len(message) if message.isascii() else utf8_len(message)
             if size > MAX_MESSAGE_BYTES:
-                message = self._truncate(record, size)
+                message = self._truncate(as_record(record), size)
                 size = utf8_len(message)
-            events.append(
-                Event(record.timestamp, message, size + EVENT_OVERHEAD, position, record.end)
-            )
+            if isinstance(record, Record):
+                timestamp, end = record.timestamp, record.end
+            else:
+                _, _, timestamp, end = record
+            events.append(Event(timestamp, message, size + EVENT_OVERHEAD, position, end))
         return events
+
+    def _line_text(self, line: Line, position: Position, key_rules: bool) -> str:
+        """:meth:`_unmasked` for a one-line record: in raw output with no key rules to
+        apply (the usual case there) its own text."""
+        text, fields = line[0], line[1]
+        if (
+            self.output == "raw"
+            and not key_rules
+            and (fields is None or "time_unreadable" not in fields)
+        ):
+            return text
+        return self._unmasked(Record(*line), position, key_rules)
 
     def _unmasked(self, record: Record, position: Position, key_rules: bool) -> str:
         """The event text of ``record`` with key rules applied, before masking."""

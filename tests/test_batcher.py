@@ -7,9 +7,14 @@ every sealed batch is judged by the strict front's own check of the rules
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
-from shipper.batcher import MAX_AGE_MS, MAX_AHEAD_MS, Batch, Batcher
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from shipper.batcher import MAX_AGE_MS, MAX_AHEAD_MS, MAX_SPAN_MS, Batch, Batcher, rejection
 from shipper.mask import Masker
 from shipper.records import EVENT_OVERHEAD, Event, Record
 from shipper.render import MAX_EVENT_BYTES, Renderer
@@ -221,3 +226,85 @@ class TestTiming:
         assert batcher.pending_since() == 12.5
         batcher.seal()
         assert batcher.pending_since() is None
+
+
+def _greedy(events: list[Event], now_ms: int, max_events: int, max_bytes: int) -> list[Any]:
+    """The batching rules written plainly: an event starts a new batch when adding it
+    would break the count, the bytes or the 24-hour span; refused events ride along."""
+    batches: list[tuple[list[Event], list[Event]]] = [([], [])]
+    for e in events:
+        kept, refused = batches[-1]
+        if rejection(e, now_ms) is not None:
+            refused.append(e)
+            continue
+        times = [k.timestamp for k in kept] + [e.timestamp]
+        if kept and (
+            len(kept) >= max_events
+            or sum(k.size for k in kept) + e.size > max_bytes
+            or max(times) - min(times) > MAX_SPAN_MS
+        ):
+            batches.append(([], []))
+        batches[-1][0].append(e)
+    return [
+        (sorted(k.offset for k in kept), [r.offset for r in refused])
+        for kept, refused in batches
+        if kept or refused
+    ]
+
+
+_ONE = st.tuples(
+    st.sampled_from(
+        [0, 1, HOUR_MS, -20 * HOUR_MS, -40 * HOUR_MS, -MAX_AGE_MS - 1, MAX_AHEAD_MS + 1]
+    ),
+    st.integers(0, 120),
+)
+
+
+class TestAgainstThePlainRules:
+    @given(
+        events=st.lists(_ONE, max_size=40),
+        cuts=st.lists(st.integers(0, 40), max_size=6),
+        max_events=st.integers(1, 5),
+        max_bytes=st.integers(200, 600),
+    )
+    # Each event within 24 hours of the first, but the last 40 hours before the second.
+    @example(
+        events=[(-20 * HOUR_MS, 10), (0, 10), (-40 * HOUR_MS, 10)],
+        cuts=[],
+        max_events=5,
+        max_bytes=600,
+    )
+    def test_chunked_batches_match_the_rules_event_by_event(
+        self, events: list[tuple[int, int]], cuts: list[int], max_events: int, max_bytes: int
+    ) -> None:
+        """However a file's events arrive in chunks, the batches are the ones the rules
+        give one event at a time: same events, same refusals, same acknowledgements."""
+        position = FilePosition("a.log")
+        made = [
+            Event(NOW_MS + shift, "m" * length, length + EVENT_OVERHEAD, position, n)
+            for n, (shift, length) in enumerate(events)
+        ]
+        batcher = Batcher(max_events, max_bytes)
+        batches: list[Batch] = []
+        bounds = [0, *sorted(c for c in cuts if c <= len(made)), len(made)]
+        added_at = {}  # offset -> the monotonic time of the call that added it
+        for call, (low, high) in enumerate(itertools.pairwise(bounds), start=1):
+            batches += batcher.add_all(made[low:high], NOW_MS, float(call))
+            added_at.update((n, float(call)) for n in range(low, high))
+        last = batcher.seal()
+        batches += [last] if last is not None else []
+        seen = [
+            (sorted(e.offset for e in b.events), [e.offset for _, e in b.rejected]) for b in batches
+        ]
+        assert seen == _greedy(made, NOW_MS, max_events, max_bytes)
+        for batch in batches:
+            first = min([e.offset for e in batch.events] + [e.offset for _, e in batch.rejected])
+            assert batch.first_added == added_at[first]  # how long it has been waiting
+            assert batch.nbytes == sum(e.size for e in batch.events)
+            assert batch.acks[position] == max(
+                [e.offset for e in batch.events] + [e.offset for _, e in batch.rejected]
+            )
+            if batch.events:
+                times = [e.timestamp for e in batch.events]
+                assert times == sorted(times)
+                assert max(times) - min(times) <= MAX_SPAN_MS

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from shipper.multiline import Assembler
 from shipper.parse import build_parser
-from shipper.records import Record
+from shipper.records import Record, as_record
 from tests.parsing.test_multiline import APP_FORMAT, MESSAGE_ONLY, SHAPES, around
 from tests.support.logging_output import write_logs
 
@@ -47,7 +47,7 @@ def by_chunks(text: str, fmt: str, cuts: list[int], **options: int) -> list[Reco
     for cut in [*sorted(set(cuts)), len(lines)]:
         chunk = "".join(line + "\n" for line in lines[first:cut])
         if chunk:
-            records.extend(assembler.feed_text(chunk, start, 1))
+            records.extend(map(as_record, assembler.feed_text(chunk, start, 1)))
         start += len(chunk)
         first = max(first, cut)
     last = assembler.flush()
