@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -138,6 +139,18 @@ def ensure(path: Path, lines: int) -> dict[str, int]:
     meta["requested"] = lines
     meta_path.write_text(json.dumps(meta))
     return meta
+
+
+def file_from_arguments(description: str, lines: int) -> Path:
+    """For the prototypes: the benchmark file that ``--lines`` (default ``lines``) and
+    ``--data`` (a folder) name, written unless it exists."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--lines", type=int, default=lines)
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "shipper-bench")
+    args = parser.parse_args()
+    path: Path = args.data / f"app-{args.lines}.log"
+    ensure(path, args.lines)
+    return path
 
 
 def main() -> None:

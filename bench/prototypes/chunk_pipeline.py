@@ -24,9 +24,7 @@ for each variant.
 
 from __future__ import annotations
 
-import argparse
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -35,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from bench.generate import DATEFMT, ZONE, ensure
+from bench.generate import DATEFMT, ZONE, file_from_arguments
 from bench.profile import follower_for
 from bench.prototypes.mask_at_anchor import mask as anchored_mask
 from shipper.mask import Masker
@@ -148,12 +146,7 @@ def shipper_events(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "shipper-bench")
-    args = parser.parse_args()
-    path = args.data / f"app-{args.lines}.log"
-    ensure(path, args.lines)
+    path = file_from_arguments(__doc__.split("\n\n")[0], 200_000)
     regex_mask = Masker("partial").mask
     variants: dict[str, Callable[[], list[tuple[int, str, int]]]] = {
         "shipper Follower.read": lambda: shipper_events(path),

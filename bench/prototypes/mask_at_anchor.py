@@ -17,15 +17,12 @@ check fails and the walk-back rules here must follow them.
 
 from __future__ import annotations
 
-import argparse
 import random
 import re
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from bench.generate import ensure
+from bench.generate import file_from_arguments
 from shipper.mask import Masker, partial_email
 
 LOCAL_CHARS = frozenset(
@@ -90,17 +87,12 @@ def random_text(rng: random.Random) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "shipper-bench")
-    args = parser.parse_args()
+    path = file_from_arguments(__doc__.split("\n\n")[0], 100_000)
     masker = Masker("partial")
     rng = random.Random(1)
     for _ in range(200_000):
         text = random_text(rng)
         assert mask(text) == masker.mask(text), (text, mask(text), masker.mask(text))
-    path = args.data / f"app-{args.lines}.log"
-    ensure(path, args.lines)
     lines = path.read_text().splitlines()
     timings = {}
     for name, function in (("shipper.mask (regex)", masker.mask), ("at-anchored", mask)):

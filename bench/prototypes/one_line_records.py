@@ -16,14 +16,12 @@ It prints microseconds per event for each (CPU time, this process).
 
 from __future__ import annotations
 
-import argparse
 import gc
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.generate import ensure
+from bench.generate import file_from_arguments
 from bench.profile import follower_for
 from shipper.records import Event, Record
 
@@ -44,12 +42,7 @@ def chunks_of(path: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "shipper-bench")
-    args = parser.parse_args()
-    path = args.data / f"app-{args.lines}.log"
-    ensure(path, args.lines)
+    path = file_from_arguments(__doc__.split("\n\n")[0], 200_000)
     texts = chunks_of(path)
     follower = follower_for(path, "raw")
     cursor = follower.scan()[0]

@@ -12,10 +12,7 @@ API's field names, or a list of tuples turned into JSON), and only sign it.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import botocore.session
 import msgspec
@@ -24,7 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.serialize import create_serializer
 
-from bench.generate import ensure
+from bench.generate import file_from_arguments
 from bench.profile import read_and_batch
 
 
@@ -40,12 +37,7 @@ class PutLogEventsBody(msgspec.Struct, rename="camel"):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=200_000)
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "shipper-bench")
-    args = parser.parse_args()
-    path = args.data / f"app-{args.lines}.log"
-    ensure(path, args.lines)
+    path = file_from_arguments(__doc__.split("\n\n")[0], 200_000)
     count, batches = read_and_batch(path, "full")
     operation = (
         botocore.session.get_session().get_service_model("logs").operation_model("PutLogEvents")
