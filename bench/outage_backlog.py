@@ -19,9 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,13 +27,12 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import yaml
+from bench.run import ShipperUnderTest
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 # Words, as log messages are made of (long runs of word characters after an e-mail
 # address cost the masker far more: that is another benchmark's subject).
 PADDING = "GET /api/items?page=3 took 12 ms status 200 size 5120 " * 200
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
 
 
 class Sink(ThreadingHTTPServer):
@@ -94,40 +90,6 @@ def running_sink() -> Iterator[Sink]:
         sink.server_close()
 
 
-@contextlib.contextmanager
-def shipper(work: Path, sink: Sink, paths: list[Path]) -> Iterator[subprocess.Popen[bytes]]:
-    config = {
-        "state_dir": str(work / "state"),
-        "rescan_interval": 5.0,
-        "cloudwatch": {
-            "region": "us-east-1",
-            "endpoint_url": sink.url,
-            "log_group": "/bench/{category}",
-            "log_stream": "bench",
-            "max_backoff": 2.0,
-        },
-        "sources": [
-            {"category": path.parent.name, "path": str(path), "format": FORMAT} for path in paths
-        ],
-        "health": {"listen": None},
-    }
-    config_path = work / "shipper.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    log = (work / "shipper.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shipper", "run", "-c", str(config_path)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **CREDENTIALS},
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
-
-
 def memory_kib(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -158,24 +120,29 @@ def bench_backlog(megabytes: int, line_bytes: int) -> None:
         path = work / "logs" / "app" / "app.log"
         path.parent.mkdir(parents=True)
         write_lines(path, 0, 1000, line_bytes)
-        with shipper(work, sink, [path]) as proc:
+        source = {"category": "app", "path": str(path), "format": FORMAT}
+        shipper = ShipperUnderTest(work, sink, [source], cloudwatch={"max_backoff": 2.0})
+        pid = shipper.proc.pid
+        try:
             wait_for(lambda: sink.events >= 1000, 60)
             sink.up = False  # CloudWatch unreachable while the backlog builds up
             write_lines(path, 1000, lines, line_bytes)
             down_peak = 0
             for _ in range(50):
-                down_peak = max(down_peak, memory_kib(proc.pid, "VmRSS"))
+                down_peak = max(down_peak, memory_kib(pid, "VmRSS"))
                 time.sleep(0.2)
             sink.up = True
             started = time.monotonic()
             shipping_peak = 0
             while sink.events < lines + 1000:
-                if proc.poll() is not None:
+                if shipper.proc.poll() is not None:
                     raise SystemExit("the shipper exited")
-                shipping_peak = max(shipping_peak, memory_kib(proc.pid, "VmRSS"))
+                shipping_peak = max(shipping_peak, memory_kib(pid, "VmRSS"))
                 time.sleep(0.2)
             took = time.monotonic() - started
-            hwm = memory_kib(proc.pid, "VmHWM")
+            hwm = memory_kib(pid, "VmHWM")
+        finally:
+            shipper.stop()
     print(
         f"backlog {megabytes} MB ({lines} lines of {line_bytes} B): peak RSS (VmHWM) "
         f"{hwm / 1024:.0f} MB; RSS while unreachable {down_peak / 1024:.0f} MB, while "

@@ -129,11 +129,10 @@ class Usage:
 
 
 class ShipperUnderTest:
-    """``python -m shipper run -c CONFIG``, its CPU and memory from ``os.wait4``."""
+    """``python -m shipper run -c CONFIG`` against ``sink`` (anything with a ``url``),
+    its CPU and memory from ``os.wait4``."""
 
-    def __init__(
-        self, workdir: Path, sink: SinkProcess, sources: list[dict[str, Any]], **extra: Any
-    ):
+    def __init__(self, workdir: Path, sink: Any, sources: list[dict[str, Any]], **extra: Any):
         config: dict[str, Any] = {
             "state_dir": str(workdir / "state"),
             "rescan_interval": 5.0,

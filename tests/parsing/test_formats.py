@@ -18,7 +18,7 @@ import pytest
 
 from shipper.config import ConfigError
 from shipper.config import parse as parse_config
-from shipper.parse import FormatError, FormatParser, build_parser
+from shipper.parse import FormatError, FormatParser, Parsed, build_parser
 from tests.support.logging_output import local_zone, write_logs
 
 ZONE = "Asia/Seoul"
@@ -93,6 +93,20 @@ def _log_some(logger: logging.Logger) -> None:
     logger.critical("ünïcödé ✓", extra={"request_id": "req-5"})
 
 
+def _written_and_read(
+    formatter: logging.Formatter, fmt: str, style: str, datefmt: str | None
+) -> list[tuple[str, logging.LogRecord, Parsed | None]]:
+    """Each line ``formatter`` wrote for :func:`_log_some`, its record, and what the
+    parser built from ``fmt`` read from it."""
+    with local_zone(ZONE):
+        written = write_logs(formatter, _log_some, CREATED)
+    parser = build_parser(fmt, datefmt, ZONE, style)
+    return [
+        (line, record, parser.parse(line))
+        for line, record in zip(written.lines, written.records, strict=True)
+    ]
+
+
 @pytest.mark.parametrize(
     ("fmt", "style", "datefmt", "precision"),
     [case[1:] for case in FORMATS],
@@ -104,11 +118,7 @@ class TestFormatsRoundTrip:
     ) -> None:
         """Formatting the parsed fields again rebuilds each line the app wrote."""
         formatter = logging.Formatter(fmt, datefmt, style=style)  # type: ignore[arg-type]
-        with local_zone(ZONE):
-            written = write_logs(formatter, _log_some, CREATED)
-        parser = build_parser(fmt, datefmt, ZONE, style)
-        for line, record in zip(written.lines, written.records, strict=True):
-            parsed = parser.parse(line)
+        for line, record, parsed in _written_and_read(formatter, fmt, style, datefmt):
             assert parsed is not None, line
             fields, _ = parsed
             values = dict(fields)
@@ -125,11 +135,7 @@ class TestFormatsRoundTrip:
     ) -> None:
         """The event time is the record's creation time, to the precision written."""
         formatter = logging.Formatter(fmt, datefmt, style=style)  # type: ignore[arg-type]
-        with local_zone(ZONE):
-            written = write_logs(formatter, _log_some, CREATED)
-        parser = build_parser(fmt, datefmt, ZONE, style)
-        for line, record in zip(written.lines, written.records, strict=True):
-            parsed = parser.parse(line)
+        for line, record, parsed in _written_and_read(formatter, fmt, style, datefmt):
             assert parsed is not None
             expected = int(record.created * 1000) // precision * precision
             assert parsed[1] == expected, line
