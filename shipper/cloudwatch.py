@@ -27,6 +27,7 @@ import msgspec
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from shipper.aws_data import shared_loader
 from shipper.cloudwatch_errors import (
     CloudWatchError,
     DataAlreadyAccepted,
@@ -198,8 +199,14 @@ class LogsClient:
             max_pool_connections=32,
         )
         stack = contextlib.AsyncExitStack()
+        # A new session asks the credential chain afresh; its data comes through the
+        # shared lean loader (see shipper.aws_data).
+        session = get_session()
+        session.register_component(
+            "data_loader", shared_loader(session.get_config_variable("data_path"))
+        )
         client = await stack.enter_async_context(
-            get_session().create_client(
+            session.create_client(
                 "logs", region_name=cfg.region, endpoint_url=cfg.endpoint_url, config=aio_config
             )
         )
