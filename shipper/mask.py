@@ -45,6 +45,7 @@ nothing more.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import itertools
@@ -74,14 +75,16 @@ _AFTER_ESCAPE = r"(?<=\\[nrtbf])"
 # one pass, not one per character.  Or a quoted local part, JSON-escaped or not.  The
 # domain needs a dot and a TLD of two or more letters.
 _LOCAL_CHAR = r"(?:[A-Za-z0-9!#$+^_~-]|%(?!40)[0-9A-Fa-f]{2})"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![A-Za-z0-9-])"
 EMAIL = re.compile(
     r"(?:(?:" + _AFTER_ESCAPE + r"|(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9!#$+^_~\\-]))"
     r"(?P<local>" + _LOCAL_CHAR + r"++(?:\." + _LOCAL_CHAR + r"++)*+)"
     r"|\\?\"(?P<quoted>[^\"\\\r\n]{1,64}+)\\?\")"
     r"(?:@|%40)"
-    r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
-    r"(?![A-Za-z0-9-])"
+    r"(?P<domain>" + _DOMAIN + ")"
 )
+# The domain alone, matched right after the "@" of the usual address (see _email_sub).
+_DOMAIN_AFTER_AT = re.compile(_DOMAIN)
 
 
 def _starting(first: str, not_after: str) -> str:
@@ -182,15 +185,35 @@ _EMAIL_BEFORE = 80
 _EMAIL_AFTER = 300
 
 
-def _email_sub(replace: Replace, text: str) -> str:
-    """EMAIL.sub, but searching only near each ``@`` / ``%40``.
+def _run_start(text: str, at: int, done: int) -> int:
+    """Where the run of local-part characters that ends at ``at`` starts (not before
+    ``done``): rstrip walks it in C, a short window at a time, so a long text need not
+    be copied per ``@``."""
+    start = at
+    while start > done:
+        window = text[max(done, start - 64) : start]
+        kept = len(window.rstrip(_LOCAL_RUN))
+        start -= len(window) - kept
+        if kept:
+            break
+    return start
+
+
+def _email_sub(write: Callable[[str, str], str], text: str) -> str:
+    """``EMAIL.sub``, each address written by ``write(local part, domain)``, but searching
+    only near each ``@`` / ``%40``.
 
     Scanning a whole line position by position costs far more than finding the few
-    ``@`` in it and matching around each; the result is the same.
+    ``@`` in it and matching around each; the result is the same.  The usual address
+    (a local part of plain characters and single dots, after a character that cannot
+    continue it) is read without ``EMAIL``: its local part is the run of local-part
+    characters before the ``@``, and only its domain is matched.  Anything else (a
+    quoted local part, ``%`` escapes, a JSON escape before it) goes through ``EMAIL``.
     """
+    percent = "%" in text
     anchors = []
     # A "%" test first: looking for "%40" costs several times more than for one character.
-    for mark in ("@", "%40") if "%" in text else ("@",):
+    for mark in ("@", "%40") if percent else ("@",):
         at = text.find(mark)
         while at != -1:
             anchors.append(at)
@@ -202,15 +225,27 @@ def _email_sub(replace: Replace, text: str) -> str:
     for at in anchors:
         if at < done:
             continue
-        # Back to where the run of local-part characters before it starts: rstrip walks
-        # it in C, a short window at a time (a long text need not be copied per "@").
-        start = at
-        while start > done:
-            window = text[max(done, start - 64) : start]
-            kept = len(window.rstrip(_LOCAL_RUN))
-            start -= len(window) - kept
-            if kept:
-                break
+        # The usual address: its local part is the run of local-part characters before
+        # the "@" (rstrip finds where it starts, in C), shorter than 64 characters,
+        # after one that cannot continue it nor start a JSON escape.
+        low = at - 64 if at - 64 > done else done
+        window = text[low:at]
+        start = low + len(window.rstrip(_LOCAL_RUN))
+        if low < start < at and text[start - 1] != "\\":
+            local = text[start:at]
+            if (
+                local[0] != "."
+                and local[-1] != "."
+                and ".." not in local
+                and not (percent and ("%" in local or text[at] != "@"))
+            ):
+                domain = _DOMAIN_AFTER_AT.match(text, at + 1)
+                if domain is not None:
+                    pieces.append(text[done:start])
+                    pieces.append(write(local, domain.group()))
+                    done = domain.end()
+                    continue
+        start = _run_start(text, at, done)
         if start == at and text[at - 1 : at] == '"':
             start = max(done, at - _EMAIL_BEFORE)  # a quoted local part: "john doe"@
         end = at + _EMAIL_AFTER
@@ -220,7 +255,7 @@ def _email_sub(replace: Replace, text: str) -> str:
         if match is None or match.start() > at:
             continue
         pieces.append(text[done : match.start()])
-        pieces.append(replace(match))
+        pieces.append(write(match["local"] or match["quoted"], match["domain"]))
         done = match.end()
     if not pieces:
         return text
@@ -231,21 +266,24 @@ def _email_sub(replace: Replace, text: str) -> str:
 class _Detector:
     """One kind of data: where to look, how to find it, what to write instead."""
 
-    __slots__ = ("hints", "name", "regex", "replace", "sub")
+    __slots__ = ("hints", "name", "sub")
 
     def __init__(
         self,
         name: str,
-        regex: re.Pattern[str],
-        replace: Replace,
+        sub: Callable[[str], str],
         hints: tuple[str, ...] = (),
-        sub: Callable[[Replace, str], str] | None = None,
     ) -> None:
         self.name = name
-        self.regex = regex
-        self.replace = replace
+        self.sub = sub  # the text with every match rewritten
         self.hints = hints  # substrings one of which every match contains; () = always look
-        self.sub = sub or regex.sub
+
+
+def _regex_detector(
+    name: str, regex: re.Pattern[str], replace: Replace, hints: tuple[str, ...] = ()
+) -> _Detector:
+    """A detector that rewrites each match of ``regex`` with ``replace(match)``."""
+    return _Detector(name, functools.partial(regex.sub, replace), hints)
 
 
 def _apply(detectors: list[_Detector], text: str) -> str:
@@ -258,7 +296,7 @@ def _apply(detectors: list[_Detector], text: str) -> str:
                     break
             else:
                 continue
-        text = detector.sub(detector.replace, text)
+        text = detector.sub(text)
     return text
 
 
@@ -337,7 +375,7 @@ class Masker:
         if joined.count("\n") != len(texts) - 1:
             return [self.mask(text) for text in texts]
         email = detectors[0]
-        texts = email.sub(email.replace, joined).split("\n")
+        texts = email.sub(joined).split("\n")
         rest = detectors[1:]
         return [_apply(rest, text) for text in texts] if rest else texts
 
@@ -404,16 +442,15 @@ class Masker:
         return lambda text: self.digest(kind, text)
 
     def _email(self, strategy: Strategy) -> _Detector:
-        def replace(match: re.Match[str]) -> str:
-            local = match.group("local") or match.group("quoted")
-            domain = match.group("domain")
-            if strategy == "partial":
-                return partial_email(local, domain)
-            if strategy == "redact":
-                return "<email>"
+        def redacted(_local: str, _domain: str) -> str:
+            return "<email>"
+
+        def hashed(local: str, domain: str) -> str:
             return self.digest("email", f"{local}@{domain}".lower())
 
-        return _Detector("email", EMAIL, replace, ("@", "%40"), _email_sub)
+        writers = {"partial": partial_email, "redact": redacted, "hash": hashed}
+        write = writers[strategy]
+        return _Detector("email", functools.partial(_email_sub, write), ("@", "%40"))
 
     def _simple(
         self,
@@ -426,13 +463,13 @@ class Masker:
     ) -> _Detector:
         write = self._strategy(name, strategy, partial)
         if valid is None:
-            return _Detector(name, regex, lambda m: write(m.group(0)), hints)
+            return _regex_detector(name, regex, lambda m: write(m.group(0)), hints)
 
         def replace(match: re.Match[str]) -> str:
             text = match.group(0)
             return write(text) if valid(text) else text
 
-        return _Detector(name, regex, replace, hints)
+        return _regex_detector(name, regex, replace, hints)
 
     def _rule(
         self, name: str, pattern: str, strategy: Literal["redact", "hash"], text: str | None
@@ -447,7 +484,7 @@ class Masker:
             masked = token if strategy == "redact" else self.digest(name, found[:cut])
             return masked + found[cut:]
 
-        return _Detector(name, re.compile(pattern), replace)
+        return _regex_detector(name, re.compile(pattern), replace)
 
 
 def _is_ipv6(text: str) -> bool:
@@ -493,7 +530,7 @@ def _bearer(masker: Masker, strategy: Strategy) -> _Detector:
             written = masker.digest("bearer", token)
         return f"{match.group('scheme')} {written}"
 
-    return _Detector("bearer", BEARER, replace, ("earer", "EARER"))
+    return _regex_detector("bearer", BEARER, replace, ("earer", "EARER"))
 
 
 _BUILDERS: dict[str, Callable[[Masker, Strategy], _Detector]] = {

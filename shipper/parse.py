@@ -491,9 +491,10 @@ class FormatParser:
                 fields["asctime"] = asctime  # kept, so nothing written is lost
                 fields["time_unreadable"] = True
             else:
-                msecs = fields.get("msecs") if self._has_msecs else None
-                if isinstance(msecs, (int, float)):
-                    timestamp += int(msecs)
+                if self._has_msecs:
+                    msecs = fields.get("msecs")
+                    if isinstance(msecs, (int, float)):
+                        timestamp += int(msecs)
         elif self._has_created:
             created = fields["created"]
             if isinstance(created, float):

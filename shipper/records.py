@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
+
 # CloudWatch counts each event as its UTF-8 message bytes plus this overhead.
 EVENT_OVERHEAD = 26
 
@@ -49,9 +51,13 @@ def as_record(record: Record | Line) -> Record:
     return record if isinstance(record, Record) else Record(*record)
 
 
-@dataclass(slots=True)
-class Event:
-    """One CloudWatch event, with what to acknowledge when it is stored."""
+class Event(msgspec.Struct, gc=False):
+    """One CloudWatch event, with what to acknowledge when it is stored.
+
+    A msgspec Struct: made in C (a third of a dataclass's cost, for every event), and
+    left out of the garbage collector's walks (an event refers to no container that
+    could lead back to it).
+    """
 
     timestamp: int
     message: str

@@ -116,29 +116,35 @@ class Renderer:
         return events
 
     def _line_text(self, line: Line, position: Position, key_rules: bool) -> str:
-        """:meth:`_unmasked` for a one-line record: in raw output with no key rules to
-        apply (the usual case there) its own text."""
+        """:meth:`_unmasked` for a one-line record, made from the tuple itself."""
         text, fields = line[0], line[1]
-        if (
-            self.output == "raw"
-            and not key_rules
-            and (fields is None or "time_unreadable" not in fields)
-        ):
-            return text
-        return self._unmasked(Record(*line), position, key_rules)
+        if fields is not None and "time_unreadable" in fields:
+            return self._unmasked(Record(*line), position, key_rules)  # reported there
+        if self.output == "raw":
+            return self.masker.redact_key_text(text) if key_rules else text
+        return self._json_text(self._fields_document(text, fields), key_rules)
 
     def _unmasked(self, record: Record, position: Position, key_rules: bool) -> str:
         """The event text of ``record`` with key rules applied, before masking."""
-        masker = self.masker
         fields = record.fields
         if fields is not None and "time_unreadable" in fields:
             telemetry.time_unreadable(self.category, position.path, record.end, record.text[:200])
         if self.output == "raw":
             # A one-line record (the usual one) is its own text.
             text = self._raw_text(record) if record.extra or record.part else record.text
-            return masker.redact_key_text(text) if key_rules else text
-        document = self._document(record)
+            return self.masker.redact_key_text(text) if key_rules else text
+        document = self._fields_document(record.text, fields)
+        if record.extra:
+            document["exception"] = "\n".join(record.extra)
+        if record.part:
+            document["part"] = record.part
+            document["continued"] = not record.last_part
+        return self._json_text(document, key_rules)
+
+    def _json_text(self, document: dict[str, Any], key_rules: bool) -> str:
+        """``document`` as JSON text, with key rules applied when ``key_rules``."""
         message = _encode(document).decode()
+        masker = self.masker
         if key_rules and masker.mentions_key(message):
             # Key rules need the structure: redact under sensitive keys, encode again.
             if type(document.get("message")) is msgspec.Raw:
@@ -153,26 +159,20 @@ class Renderer:
             text += f" …[part {record.part}{', continued' if not record.last_part else ''}]"
         return text
 
-    def _document(self, record: Record) -> dict[str, Any]:
-        fields = record.fields
+    def _fields_document(self, text: str, fields: dict[str, Any] | None) -> dict[str, Any]:
+        """The JSON event of a record's first line: ``level`` and ``message`` first, then
+        the format's other fields in their order, then ``category``."""
         if fields is None:
-            document: dict[str, Any] = {"message": record.text}
+            document: dict[str, Any] = {"message": text}
         elif self.json_lines:
             document = dict(fields)
+        elif "levelname" in fields:
+            # One dict display does the ordering in C: a later key keeps its first place.
+            document = {"level": fields["levelname"], "message": fields.get("message"), **fields}
+            del document["levelname"]
         else:
-            document = {}
-            if "levelname" in fields:
-                document["level"] = fields["levelname"]
-            document["message"] = fields.get("message")
-            for key, value in fields.items():
-                if key not in ("levelname", "message"):
-                    document[key] = value
+            document = {"message": fields.get("message"), **fields}
         document.setdefault("category", self.category)
-        if record.extra:
-            document["exception"] = "\n".join(record.extra)
-        if record.part:
-            document["part"] = record.part
-            document["continued"] = not record.last_part
         return document
 
     def _truncate(self, record: Record, size: int) -> str:

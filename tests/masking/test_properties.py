@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shipper.config import MASK_DETECTORS
-from shipper.mask import Masker
+from shipper.mask import EMAIL, Masker, _email_sub
 
 KEY = "property-key"
 STRATEGIES = ("partial", "redact", "hash")
@@ -180,6 +180,30 @@ class TestMaskingManyAtOnce:
         )
         texts = [json.dumps({"message": f"{text} 10.1.2.3 +82 10-1234-5678"}) for text, _ in cases]
         assert masker.mask_all(texts) == [masker.mask(text) for text in texts]
+
+
+_email_fragment = st.one_of(
+    addresses(),
+    st.sampled_from(["@", "%40", "%2B", "%", ".", "..", '"', '\\"', "\\n", "\\u00e9", "\\", "-"]),
+    st.sampled_from([" ", "\n", "(", ":", "=", "x", "a.b", "q_1", "ex-ample.com", "co", "é"]),
+)
+
+
+class TestSearchNearEachAt:
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(_email_fragment, max_size=12).map("".join))
+    @example("a.b@x.io \\nkim@x.io .kim@x.io a..b@x.io ab.@x.io %2Bk@x.io")
+    @example('"john doe"@x.io \\"jo\\"@x.io x@y@z.io k@x.io-1 k@x.i0')
+    @example("to=kim%40x.io&cc=a.b%2Bc%40y.io %40x.io k%4")
+    def test_finds_what_the_whole_regex_finds(self, text: str) -> None:
+        """The search near each ``@`` (plain addresses read without the full regex)
+        finds and rewrites exactly what ``EMAIL.sub`` over the whole text does."""
+
+        def write(local: str, domain: str) -> str:
+            return f"<{local}|{domain}>"
+
+        expected = EMAIL.sub(lambda m: write(m["local"] or m["quoted"], m["domain"]), text)
+        assert _email_sub(write, text) == expected
 
 
 def _mentions_by_hand(text: str, names: tuple[str, ...]) -> bool:

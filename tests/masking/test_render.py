@@ -73,6 +73,15 @@ class TestEveryPartOfTheEvent:
         assert second["message"]["client"]["email"].startswith("**ne.doe")
         assert "LookupError: no account for **ne.doe+billin*@" in third["exception"]
 
+    def test_level_and_message_lead_then_the_format_order(self) -> None:
+        """What a reader scans for comes first in the console: level, message, then the
+        format's own fields as written, then the category."""
+        fmt = "%(asctime)s %(name)s [%(levelname)s] %(lineno)d %(message)s"
+        written = write_logs(logging.Formatter(fmt), lambda log: log.warning("disk at 91%%"))
+        (message,) = render(written.lines, fmt, Masker())
+        assert list(json.loads(message)) == ["level", "message", "name", "lineno", "category"]
+        assert json.loads(message)["level"] == "WARNING"
+
     def test_json_message_as_written_or_decoded_when_escaped(self) -> None:
         """A JSON message is carried as the app wrote it (its spacing kept); one with
         escapes is decoded first, so an address spelled with ``\\u0040`` is masked."""
