@@ -29,6 +29,7 @@ from botocore.loaders import Loader
 SERVICES = frozenset({"logs", "sts", "sso", "sso-oidc"})
 
 _ENDPOINTS_FILE = "endpoints"
+_SERVICE_MODEL_FILE = "service-2"
 
 _shared: Loader | None = None
 
@@ -43,10 +44,11 @@ class LeanJSONFiles:
         data = _read(file_path)
         if data is None:
             return None
-        if os.path.basename(file_path) == _ENDPOINTS_FILE:
+        name = os.path.basename(file_path)
+        if name == _ENDPOINTS_FILE:
             return endpoints_for(data, SERVICES)
         document = msgspec.json.decode(data)
-        if os.path.basename(file_path) == "service-2":
+        if name == _SERVICE_MODEL_FILE:
             _drop_documentation(document)
         return document
 
