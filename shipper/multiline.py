@@ -151,11 +151,7 @@ class Assembler:
                     done.append(self.pending)
                     self.pending = None
                 fields, timestamp = parse_match(match)
-                if timestamp is None:
-                    timestamp = self._time(None, now_ms)
-                else:
-                    self.last_timestamp = timestamp  # what _time does, without the call
-                line = (match.group(), fields, timestamp, start + end + 1)
+                line = (match.group(), fields, self._time(timestamp, now_ms), start + end + 1)
             position = end + 1
         if line is not None:
             self._hold(line)
