@@ -72,14 +72,17 @@ _AFTER_ESCAPE = r"(?<=\\[nrtbf])"
 # delimiters of URLs and key=value text (``= ? & / ' |``); URL escapes (``%2B``) but
 # not ``%40``, the URL-encoded ``@``.  It starts where a run of such characters starts
 # (or after a JSON escape), and its quantifiers are possessive, so a long word costs
-# one pass, not one per character.  Or a quoted local part, JSON-escaped or not.  The
-# domain needs a dot and a TLD of two or more letters.
+# one pass, not one per character.  Or a quoted local part, JSON-escaped or not, with
+# no ``@`` in it (so it never holds another address), which never starts with what
+# follows a JSON string (``:`` ``,`` ``]`` ``}``): in ``{"k": "@app.route"}`` the text
+# between two strings is no local part.  The domain needs a dot and a TLD of two or
+# more letters.
 _LOCAL_CHAR = r"(?:[A-Za-z0-9!#$+^_~-]|%(?!40)[0-9A-Fa-f]{2})"
 _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![A-Za-z0-9-])"
 EMAIL = re.compile(
     r"(?:(?:" + _AFTER_ESCAPE + r"|(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9!#$+^_~\\-]))"
     r"(?P<local>" + _LOCAL_CHAR + r"++(?:\." + _LOCAL_CHAR + r"++)*+)"
-    r"|\\?\"(?P<quoted>[^\"\\\r\n]{1,64}+)\\?\")"
+    r"|\\?\"(?P<quoted>(?!\s*[,:\]}])(?:[^\"\\\r\n@%]|%(?!40)){1,64}+)\\?\")"
     r"(?:@|%40)"
     r"(?P<domain>" + _DOMAIN + ")"
 )
@@ -179,10 +182,8 @@ _AFTER_KEY = r'"?\s*[:=]'
 
 # Characters that may continue a local part, to find where a long one starts.
 _LOCAL_RUN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$+^_~-%."
-# How far before its "@" a quoted local part may start (64 characters, quotes and
-# escapes), and how far after it an address may end (253 characters of domain).
-_EMAIL_BEFORE = 80
-_EMAIL_AFTER = 300
+# How far before its "@" a quoted local part may open: 64 characters, quotes, escapes.
+_QUOTED_BEFORE = 70
 
 
 def _run_start(text: str, at: int, done: int) -> int:
@@ -204,11 +205,13 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     only near each ``@`` / ``%40``.
 
     Scanning a whole line position by position costs far more than finding the few
-    ``@`` in it and matching around each; the result is the same.  The usual address
-    (a local part of plain characters and single dots, after a character that cannot
-    continue it) is read without ``EMAIL``: its local part is the run of local-part
-    characters before the ``@``, and only its domain is matched.  Anything else (a
-    quoted local part, ``%`` escapes, a JSON escape before it) goes through ``EMAIL``.
+    ``@`` in it and matching around each; the result is the same.  Every address has a
+    domain right after its ``@``, so an ``@`` without one is passed over at once (an
+    ``@app.route``, a handle).  The usual address (a local part of plain characters
+    and single dots, after a character that cannot continue it) is read without
+    ``EMAIL``: its local part is the run of local-part characters before the ``@``.
+    Anything else (a quoted local part, ``%`` escapes, a JSON escape before it) goes
+    through ``EMAIL``, over just the stretch an address with this ``@`` could cover.
     """
     percent = "%" in text
     anchors = []
@@ -225,6 +228,9 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     for at in anchors:
         if at < done:
             continue
+        domain = _DOMAIN_AFTER_AT.match(text, at + 1 if text[at] == "@" else at + 3)
+        if domain is None:
+            continue  # no address has this "@"
         # The usual address: its local part is the run of local-part characters before
         # the "@" (rstrip finds where it starts, in C), shorter than 64 characters,
         # after one that cannot continue it nor start a JSON escape.
@@ -239,20 +245,24 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
                 and ".." not in local
                 and not (percent and ("%" in local or text[at] != "@"))
             ):
-                domain = _DOMAIN_AFTER_AT.match(text, at + 1)
-                if domain is not None:
-                    pieces.append(text[done:start])
-                    pieces.append(write(local, domain.group()))
-                    done = domain.end()
-                    continue
+                pieces.append(text[done:start])
+                pieces.append(write(local, domain.group()))
+                done = domain.end()
+                continue
+        # An address with this "@" ends where its domain does.
         start = _run_start(text, at, done)
-        if start == at and text[at - 1 : at] == '"':
-            start = max(done, at - _EMAIL_BEFORE)  # a quoted local part: "john doe"@
-        end = at + _EMAIL_AFTER
-        match = EMAIL.search(text, start, end)
-        if match is not None and match.end() >= end:
-            match = EMAIL.search(text, start)  # a very long domain: look without the limit
-        if match is None or match.start() > at:
+        if start < at:
+            match = EMAIL.search(text, start, domain.end())
+        elif text[at - 1 : at] == '"':
+            # A quoted local part ("john doe"@) holds no quote: it opens at the last one
+            # before its closing quote, maybe escaped (\"john doe\"@ in JSON text).
+            start = text.rfind('"', max(done, at - _QUOTED_BEFORE), at - 1)
+            if start > done and text[start - 1] == "\\":
+                start -= 1
+            match = EMAIL.match(text, start, domain.end()) if start != -1 else None
+        else:
+            continue  # no local part ends here (a masked address: **o.79*@x.io)
+        if match is None:
             continue
         pieces.append(text[done : match.start()])
         pieces.append(write(match["local"] or match["quoted"], match["domain"]))

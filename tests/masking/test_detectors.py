@@ -114,6 +114,20 @@ class TestNoFalseAlarms:
         masker = Masker("partial", KEY, detectors=dict.fromkeys(MASK_DETECTORS, "partial"))  # type: ignore[arg-type]
         assert masker.mask(text) == text
 
+    def test_json_strings_that_start_with_an_at_sign(self) -> None:
+        """Between two JSON strings (``": "``, ``", "``) is no quoted local part: a value
+        such as ``"@app.route"`` is kept, and the event stays the JSON it was."""
+        text = json.dumps(
+            {
+                "decorator": "@app.route",
+                "domain": "@corp.example.com",
+                "handles": ["to:", "@kim.lee", " ", "@lee.park"],
+                "nested": json.dumps({"who": "@kim.lee"}),
+            }
+        )
+        masker = Masker("partial", KEY, detectors=dict.fromkeys(MASK_DETECTORS, "partial"))  # type: ignore[arg-type]
+        assert masker.mask(text) == text
+
     def test_luhn(self) -> None:
         assert luhn_valid("4111111111111111")
         assert not luhn_valid("4111111111111112")

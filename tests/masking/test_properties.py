@@ -184,8 +184,12 @@ class TestMaskingManyAtOnce:
 
 _email_fragment = st.one_of(
     addresses(),
-    st.sampled_from(["@", "%40", "%2B", "%", ".", "..", '"', '\\"', "\\n", "\\u00e9", "\\", "-"]),
-    st.sampled_from([" ", "\n", "(", ":", "=", "x", "a.b", "q_1", "ex-ample.com", "co", "é"]),
+    st.sampled_from(
+        ["@", "%40", "%2B", "%", ".", "..", '"', '\\"', "\\n", "\\u00e9", "\\", "-", "*"]
+    ),
+    st.sampled_from(
+        [" ", "\n", "(", ":", "=", "x", "a.b", "q_1", "ex-ample.com", "co", "é", ": ", ", "]
+    ),
 )
 
 
@@ -195,6 +199,8 @@ class TestSearchNearEachAt:
     @example("a.b@x.io \\nkim@x.io .kim@x.io a..b@x.io ab.@x.io %2Bk@x.io")
     @example('"john doe"@x.io \\"jo\\"@x.io x@y@z.io k@x.io-1 k@x.i0')
     @example("to=kim%40x.io&cc=a.b%2Bc%40y.io %40x.io k%4")
+    @example('**o.79*@x.io "@x.io" @app.route k@localhost k@x.io@y.io "k"@"x".io')
+    @example('{"k": "@app.route", "l": ["to:", "@kim.lee"]} "kim@x.io"@y.io "a%40b"@x.io')
     def test_finds_what_the_whole_regex_finds(self, text: str) -> None:
         """The search near each ``@`` (plain addresses read without the full regex)
         finds and rewrites exactly what ``EMAIL.sub`` over the whole text does."""
