@@ -38,7 +38,7 @@ class LeanJSONFiles:
     """A botocore file loader: ``<path>.json`` or ``<path>.json.gz`` as plain dicts."""
 
     def exists(self, file_path: str) -> bool:
-        return os.path.isfile(file_path + ".json") or os.path.isfile(file_path + ".json.gz")
+        return _json_file(file_path) is not None
 
     def load_file(self, file_path: str) -> Any:
         data = _read(file_path)
@@ -64,14 +64,20 @@ def _drop_documentation(value: Any) -> None:
             _drop_documentation(item)
 
 
-def _read(file_path: str) -> bytes | None:
-    if os.path.isfile(file_path + ".json"):
-        with open(file_path + ".json", "rb") as plain:
-            return plain.read()
-    if os.path.isfile(file_path + ".json.gz"):
-        with gzip.open(file_path + ".json.gz", "rb") as packed:
-            return packed.read()
+def _json_file(file_path: str) -> str | None:
+    """The file botocore means by ``file_path``: ``.json``, else ``.json.gz``, or None."""
+    for name in (file_path + ".json", file_path + ".json.gz"):
+        if os.path.isfile(name):
+            return name
     return None
+
+
+def _read(file_path: str) -> bytes | None:
+    name = _json_file(file_path)
+    if name is None:
+        return None
+    with gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb") as file:
+        return file.read()
 
 
 def endpoints_for(data: bytes, services: frozenset[str]) -> Any:
