@@ -18,6 +18,7 @@ expired events.  Everything here is pure: the caller passes ``now``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from shipper.records import Event, Position
 
@@ -138,5 +139,4 @@ class Batcher:
         return self.current.first_added if len(self.current) else None
 
 
-def _timestamp(event: Event) -> int:
-    return event.timestamp
+_timestamp = attrgetter("timestamp")

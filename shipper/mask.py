@@ -76,9 +76,11 @@ _AFTER_ESCAPE = r"(?<=\\[nrtbf])"
 # no ``@`` in it (so it never holds another address), which never starts with what
 # follows a JSON string (``:`` ``,`` ``]`` ``}``): in ``{"k": "@app.route"}`` the text
 # between two strings is no local part.  The domain needs a dot and a TLD of two or
-# more letters.
+# more letters; its labels (1-63 letters, digits and inner hyphens) are read
+# possessively: the text between two dots is the label, so there is nothing to try
+# again, and not trying halves the cost of a match.
 _LOCAL_CHAR = r"(?:[A-Za-z0-9!#$+^_~-]|%(?!40)[0-9A-Fa-f]{2})"
-_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![A-Za-z0-9-])"
+_DOMAIN = r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}+(?<!-)\.)+[A-Za-z]{2,63}+(?![A-Za-z0-9-])"
 EMAIL = re.compile(
     r"(?:(?:" + _AFTER_ESCAPE + r"|(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9!#$+^_~\\-]))"
     r"(?P<local>" + _LOCAL_CHAR + r"++(?:\." + _LOCAL_CHAR + r"++)*+)"
@@ -86,8 +88,9 @@ EMAIL = re.compile(
     r"(?:@|%40)"
     r"(?P<domain>" + _DOMAIN + ")"
 )
-# The domain alone, matched right after the "@" of the usual address (see _email_sub).
-_DOMAIN_AFTER_AT = re.compile(_DOMAIN)
+# Each "@" (or "%40") with the domain after it: where an address could end (see _email_sub).
+_AT_DOMAIN = re.compile("@(?P<domain>" + _DOMAIN + ")")
+_AT_OR_PERCENT_DOMAIN = re.compile("(?:@|%40)(?P<domain>" + _DOMAIN + ")")
 
 
 def _starting(first: str, not_after: str) -> str:
@@ -136,7 +139,7 @@ AWS_KEY = re.compile(
 
 def partial_email(local: str, domain: str) -> str:
     """The applications' own partial form of an address."""
-    return "**" + local[2:-1] + "*@" + domain
+    return f"**{local[2:-1]}*@{domain}"
 
 
 def luhn_valid(digits: str) -> bool:
@@ -206,31 +209,20 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
 
     Scanning a whole line position by position costs far more than finding the few
     ``@`` in it and matching around each; the result is the same.  Every address has a
-    domain right after its ``@``, so an ``@`` without one is passed over at once (an
-    ``@app.route``, a handle).  The usual address (a local part of plain characters
-    and single dots, after a character that cannot continue it) is read without
-    ``EMAIL``: its local part is the run of local-part characters before the ``@``.
-    Anything else (a quoted local part, ``%`` escapes, a JSON escape before it) goes
-    through ``EMAIL``, over just the stretch an address with this ``@`` could cover.
+    domain right after its ``@``, so each ``@`` is found with its domain, in one search,
+    and one without (an ``@app.route``, a handle) is never found.  The usual address
+    (a local part of plain characters and single dots, after a character that cannot
+    continue it) is read without ``EMAIL``: its local part is the run of local-part
+    characters before the ``@``.  Anything else (a quoted local part, ``%`` escapes, a
+    JSON escape before it) goes through ``EMAIL``, over just the stretch an address with
+    this ``@`` could cover.
     """
     percent = "%" in text
-    anchors = []
-    # A "%" test first: looking for "%40" costs several times more than for one character.
-    for mark in ("@", "%40") if percent else ("@",):
-        at = text.find(mark)
-        while at != -1:
-            anchors.append(at)
-            at = text.find(mark, at + 1)
-    if len(anchors) > 1:
-        anchors.sort()
     pieces = []
     done = 0  # the text before this offset is final
-    for at in anchors:
-        if at < done:
-            continue
-        domain = _DOMAIN_AFTER_AT.match(text, at + 1 if text[at] == "@" else at + 3)
-        if domain is None:
-            continue  # no address has this "@"
+    # A "%" test first: the search for "@" alone runs several times faster.
+    for found in (_AT_OR_PERCENT_DOMAIN if percent else _AT_DOMAIN).finditer(text):
+        at = found.start()
         # The usual address: its local part is the run of local-part characters before
         # the "@" (rstrip finds where it starts, in C), shorter than 64 characters,
         # after one that cannot continue it nor start a JSON escape.
@@ -246,20 +238,20 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
                 and not (percent and ("%" in local or text[at] != "@"))
             ):
                 pieces.append(text[done:start])
-                pieces.append(write(local, domain.group()))
-                done = domain.end()
+                pieces.append(write(local, found["domain"]))
+                done = found.end()
                 continue
         # An address with this "@" ends where its domain does.
         start = _run_start(text, at, done)
         if start < at:
-            match = EMAIL.search(text, start, domain.end())
+            match = EMAIL.search(text, start, found.end())
         elif text[at - 1 : at] == '"':
             # A quoted local part ("john doe"@) holds no quote: it opens at the last one
             # before its closing quote, maybe escaped (\"john doe\"@ in JSON text).
             start = text.rfind('"', max(done, at - _QUOTED_BEFORE), at - 1)
             if start > done and text[start - 1] == "\\":
                 start -= 1
-            match = EMAIL.match(text, start, domain.end()) if start != -1 else None
+            match = EMAIL.match(text, start, found.end()) if start != -1 else None
         else:
             continue  # no local part ends here (a masked address: **o.79*@x.io)
         if match is None:
@@ -367,27 +359,31 @@ class Masker:
         """The text with every match of every detector and rule masked."""
         return _apply(self._detectors, text)
 
-    def mask_all(self, texts: list[str]) -> list[str]:
-        """``[mask(text) for text in texts]``, with the e-mail search done once for all.
+    def mask_lines(self, text: str) -> list[str]:
+        """The lines of ``text`` (each ended by a newline), each masked as :meth:`mask`
+        masks it alone.
 
-        When e-mail is the first detector (none of bearer, jwt and aws_key is on) and
-        no text holds a newline (JSON events never do), the texts are joined by
-        newlines and the e-mail detector runs over the whole: no address can span
-        or touch a newline, so each text is masked exactly as on its own, and the
-        cost per text of looking is gone.
+        When e-mail is the first detector (none of bearer, jwt and aws_key is on), it runs
+        over the whole text at once: no address can span or touch a newline, so each
+        line is masked exactly as on its own, and the cost per line of looking is gone.
         """
         detectors = self._detectors
-        if not detectors:
+        if detectors and detectors[0].name == "email":
+            text = detectors[0].sub(text)
+            detectors = detectors[1:]
+        lines = text.split("\n")
+        lines.pop()  # the empty text after the last newline
+        return [_apply(detectors, line) for line in lines] if detectors else lines
+
+    def mask_all(self, texts: list[str]) -> list[str]:
+        """``[mask(text) for text in texts]``: as lines (:meth:`mask_lines`) when no text
+        holds a newline."""
+        if not self._detectors:
             return texts
-        if len(texts) < 2 or detectors[0].name != "email":
-            return [self.mask(text) for text in texts]
         joined = "\n".join(texts)
         if joined.count("\n") != len(texts) - 1:
             return [self.mask(text) for text in texts]
-        email = detectors[0]
-        texts = email.sub(joined).split("\n")
-        rest = detectors[1:]
-        return [_apply(rest, text) for text in texts] if rest else texts
+        return self.mask_lines(joined + "\n")
 
     def digest(self, kind: str, text: str) -> str:
         """The keyed, stable token that ``hash`` writes for ``text``."""

@@ -30,7 +30,12 @@ MAX_EVENT_BYTES = 1_048_576
 MAX_MESSAGE_BYTES = MAX_EVENT_BYTES - EVENT_OVERHEAD
 TRUNCATED_MARK = "…[truncated]"
 
-_encode = msgspec.json.Encoder(enc_hook=str).encode
+_encoder = msgspec.json.Encoder(enc_hook=str)
+_encode = _encoder.encode
+_encode_lines = _encoder.encode_lines
+# An event's fields as its JSON object is built.
+Document = dict[str, Any]
+Fields = dict[str, Any] | None
 # Keys the renderer itself writes into JSON events.
 _OWN_KEYS = (
     "level",
@@ -93,13 +98,20 @@ class Renderer:
             key_rules_until = 0  # no key rules to apply
         elif key_rules_until is None:
             key_rules_until = len(records)
-        texts = [
-            self._unmasked(record, position, index < key_rules_until)
-            if isinstance(record, Record)
-            else self._line_text(record, position, index < key_rules_until)
-            for index, record in enumerate(records)
-        ]
-        masked = self.masker.mask_all(texts)
+        if self.output == "json":
+            documents = [
+                self._document(record, position, index < key_rules_until)
+                for index, record in enumerate(records)
+            ]
+            # Encoded together, one document a line (JSON text holds no raw newline), and
+            # masked as lines: a call per chunk rather than per event.
+            masked = self.masker.mask_lines(_encode_lines(documents).decode())
+        else:
+            texts = [
+                self._raw(record, position, index < key_rules_until)
+                for index, record in enumerate(records)
+            ]
+            masked = self.masker.mask_all(texts)
         events = []
         for record, message in zip(records, masked, strict=True):
             if not message:
@@ -115,43 +127,50 @@ class Renderer:
             events.append(Event(timestamp, message, size + EVENT_OVERHEAD, position, end))
         return events
 
-    def _line_text(self, line: Line, position: Position, key_rules: bool) -> str:
-        """:meth:`_unmasked` for a one-line record, made from the tuple itself."""
-        text, fields = line[0], line[1]
-        if fields is not None and "time_unreadable" in fields:
-            return self._unmasked(Record(*line), position, key_rules)  # reported there
-        if self.output == "raw":
-            return self.masker.redact_key_text(text) if key_rules else text
-        return self._json_text(self._fields_document(text, fields), key_rules)
+    def _document(self, record: Record | Line, position: Position, key_rules: bool) -> Document:
+        """The JSON event of ``record`` as a document, with key rules applied when
+        ``key_rules``; a one-line record's is made from its tuple."""
+        if isinstance(record, Record):
+            self._check_time(record.fields, position, record.end, record.text)
+            document = self._fields_document(record.text, record.fields)
+            if record.extra:
+                document["exception"] = "\n".join(record.extra)
+            if record.part:
+                document["part"] = record.part
+                document["continued"] = not record.last_part
+        else:
+            text, fields, _, end = record
+            self._check_time(fields, position, end, text)
+            document = self._fields_document(text, fields)
+        if key_rules:
+            self._redact_keys(document)
+        return document
 
-    def _unmasked(self, record: Record, position: Position, key_rules: bool) -> str:
-        """The event text of ``record`` with key rules applied, before masking."""
-        fields = record.fields
-        if fields is not None and "time_unreadable" in fields:
-            telemetry.time_unreadable(self.category, position.path, record.end, record.text[:200])
-        if self.output == "raw":
+    def _raw(self, record: Record | Line, position: Position, key_rules: bool) -> str:
+        """The raw event text of ``record`` with key rules applied, before masking."""
+        if isinstance(record, Record):
+            self._check_time(record.fields, position, record.end, record.text)
             # A one-line record (the usual one) is its own text.
             text = self._raw_text(record) if record.extra or record.part else record.text
-            return self.masker.redact_key_text(text) if key_rules else text
-        document = self._fields_document(record.text, fields)
-        if record.extra:
-            document["exception"] = "\n".join(record.extra)
-        if record.part:
-            document["part"] = record.part
-            document["continued"] = not record.last_part
-        return self._json_text(document, key_rules)
+        else:
+            text, fields, _, end = record
+            self._check_time(fields, position, end, text)
+        return self.masker.redact_key_text(text) if key_rules else text
 
-    def _json_text(self, document: dict[str, Any], key_rules: bool) -> str:
-        """``document`` as JSON text, with key rules applied when ``key_rules``."""
-        message = _encode(document).decode()
+    def _check_time(self, fields: Fields, position: Position, end: int, text: str) -> None:
+        """Report a record whose written time could not be read."""
+        if fields is not None and "time_unreadable" in fields:
+            telemetry.time_unreadable(self.category, position.path, end, text[:200])
+
+    def _redact_keys(self, document: Document) -> None:
+        """Redact, in place, the values under sensitive keys (when the encoded document
+        mentions a key-rule key at all)."""
         masker = self.masker
-        if key_rules and masker.mentions_key(message):
-            # Key rules need the structure: redact under sensitive keys, encode again.
+        if masker.mentions_key(_encode(document).decode()):
+            # Key rules need the structure: a message carried as written is decoded.
             if type(document.get("message")) is msgspec.Raw:
                 document["message"] = msgspec.json.decode(document["message"])
             masker.redact_keys(document)
-            message = _encode(document).decode()
-        return message
 
     def _raw_text(self, record: Record) -> str:
         text = record.text if not record.extra else "\n".join([record.text, *record.extra])
@@ -159,11 +178,11 @@ class Renderer:
             text += f" …[part {record.part}{', continued' if not record.last_part else ''}]"
         return text
 
-    def _fields_document(self, text: str, fields: dict[str, Any] | None) -> dict[str, Any]:
+    def _fields_document(self, text: str, fields: Fields) -> Document:
         """The JSON event of a record's first line: ``level`` and ``message`` first, then
         the format's other fields in their order, then ``category``."""
         if fields is None:
-            document: dict[str, Any] = {"message": text}
+            document: Document = {"message": text}
         elif self.json_lines:
             document = dict(fields)
         elif "levelname" in fields:

@@ -128,6 +128,32 @@ class TestNoFalseAlarms:
         masker = Masker("partial", KEY, detectors=dict.fromkeys(MASK_DETECTORS, "partial"))  # type: ignore[arg-type]
         assert masker.mask(text) == text
 
+    @pytest.mark.parametrize(
+        ("after_at", "domain"),
+        [
+            ("example.com", "example.com"),
+            ("mail.a-b.example.co.kr", "mail.a-b.example.co.kr"),
+            ("x" * 63 + ".io", "x" * 63 + ".io"),  # the longest label
+            ("x" * 64 + ".io", None),
+            ("example-.com", None),  # a label neither ends
+            ("-example.com", None),  # nor starts with a hyphen
+            ("example..com", None),
+            ("example.c", None),  # a TLD has two letters or more
+            ("example.com1", None),
+            ("mail.example.com1", "mail.example"),  # the address ends before ".com1"
+            ("example.com.", "example.com"),  # a full stop after it
+        ],
+    )
+    def test_what_makes_a_domain(self, after_at: str, domain: str | None) -> None:
+        """An address needs a domain: labels of 1-63 letters, digits and inner hyphens,
+        each followed by a dot, then a TLD of letters that no domain character follows."""
+        text = f"sent to someone@{after_at} today"
+        masked = Masker("partial").mask(text)
+        if domain is None:
+            assert masked == text
+        else:
+            assert masked == text.replace(f"someone@{domain}", f"**meon*@{domain}")
+
     def test_luhn(self) -> None:
         assert luhn_valid("4111111111111111")
         assert not luhn_valid("4111111111111112")
