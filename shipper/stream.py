@@ -79,13 +79,17 @@ class Stream:
         if now_ms is None:
             now_ms = int(time.time() * 1000)
         now = time.monotonic()
+        # The sender is woken for news only: a sealed batch, or a first event to time the
+        # flush from (it is already timing one that is pending).
+        first = self.batcher.pending_since() is None
         for sealed in self.batcher.add_all(events, now_ms, now):
             self.sealed.append(sealed)
             self._wake_sender.set()
             while len(self.sealed) >= self.queue_batches:
                 self._space.clear()
                 await self._space.wait()
-        self._wake_sender.set()
+        if first:
+            self._wake_sender.set()
 
     def undelivered(self) -> int:
         return len(self.batcher.current) + sum(len(b) for b in self.sealed)
