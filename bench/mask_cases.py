@@ -3,8 +3,9 @@
     PYTHONPATH=. python -m bench.mask_cases [--events 300] [--rounds 20]
 
 Each case is the JSON event of one app line (SPEC §2's ``client.email`` field) with a
-different value in that field; ``Masker.mask_all`` masks a chunk's worth of such
-events at once, as the renderer does.  The best of five timings is printed per event.
+different value in that field; ``Masker.mask_lines`` masks a chunk's worth of such
+events at once, one event a line, as the renderer does.  The best of five timings is
+printed per event.
 """
 
 from __future__ import annotations
@@ -43,14 +44,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     masker = Masker()
-    chunks = {name: [event(value)] * args.events for name, value in CASES.items()}
-    for texts in chunks.values():
-        masker.mask_all(texts)  # warm up: the first round of a process runs slower
+    chunks = {name: (event(value) + "\n") * args.events for name, value in CASES.items()}
+    for text in chunks.values():
+        masker.mask_lines(text)  # warm up: the first round of a process runs slower
     for name, value in CASES.items():
-        texts = chunks[name]
-        work = functools.partial(masker.mask_all, texts)
+        text = chunks[name]
+        work = functools.partial(masker.mask_lines, text)
         best = min(timeit.repeat(work, number=args.rounds, repeat=5))
-        masked = masker.mask_all(texts)[0]
+        masked = masker.mask_lines(text)[0]
         json.loads(masked)  # the event is still JSON
         per_event = best / args.rounds / args.events * 1e6
         print(f"{name:<26} {per_event:6.2f} µs/event   {value!r} -> {_field(masked)!r}")

@@ -33,7 +33,8 @@ TRUNCATED_MARK = "…[truncated]"
 _encoder = msgspec.json.Encoder(enc_hook=str)
 _encode = _encoder.encode
 _encode_lines = _encoder.encode_lines
-# An event's fields as its JSON object is built.
+# An event's JSON object while it is built; a record's parsed fields (None: its line
+# did not match the format).
 Document = dict[str, Any]
 Fields = dict[str, Any] | None
 # Keys the renderer itself writes into JSON events.
