@@ -528,10 +528,13 @@ class Follower:
         text = data[:cut].decode("ascii")
         key_free_from = None
         masker = self.renderer.masker
-        # A backslash is looked for first: one character is found at memchr's speed, while
-        # a search for "\\u" costs as much as a key's; most chunks hold no backslash.
-        escaped = "\\" in text and "\\u" in text
-        if self.keys_from_text_only and not escaped and not masker.mentions_key(text):
+        # A backslash is looked for before "\\u": one character is found at memchr's
+        # speed, while "\\u" costs as much as a key's search; most chunks hold no backslash.
+        if (
+            self.keys_from_text_only
+            and not ("\\" in text and "\\u" in text)
+            and not masker.mentions_key(text)
+        ):
             key_free_from = 0 if cursor.assembler.pending is None else 1
         start = cursor.read_offset
         cursor.read_offset = start + cut
