@@ -4,6 +4,9 @@ Each measurement runs ``python -m shipper run -c CONFIG`` as a real process agai
 the local CloudWatch Logs API of :mod:`bench.sink` (its own process), with a fresh
 state folder, and takes CPU time and peak RSS from the kernel's accounting of that
 one child (``os.wait4``).  Figures are medians over ``--repeat`` runs with min-max.
+Shipping runs also sample the child's resident memory, and report it 2 s after the
+start and when the last event has arrived: a rise between the two is memory growing
+with the backlog.
 
 - ``full``: the app format parsed, the JSON message turned into fields, e-mails
   masked, JSON events; ``raw``: ``output: raw``, masking off (no e-mail masking, no
@@ -231,6 +234,36 @@ def workdir() -> Iterator[Path]:
 # ---------------------------------------------------------------------- measurements
 
 
+class ResidentTrace:
+    """The resident memory (``VmRSS``) of a process, sampled on a thread every 50 ms:
+    where ``os.wait4``'s peak says how high memory went, this says when, so a backlog
+    that makes memory grow shows as a rise between the first seconds and the end."""
+
+    def __init__(self, pid: int) -> None:
+        self.status = Path(f"/proc/{pid}/status")
+        self.started = time.monotonic()
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, MiB)
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while True:
+            try:
+                text = self.status.read_text()
+            except OSError:
+                return  # the process has ended
+            found = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+            if found:  # absent once the process is a zombie
+                self.samples.append((time.monotonic() - self.started, int(found[1]) / 1024))
+            time.sleep(0.05)
+
+    def at(self, seconds: float) -> float:
+        """The last sample taken by ``seconds`` after the start."""
+        return max((s for s in self.samples if s[0] <= seconds), default=(0.0, 0.0))[1]
+
+    def last(self) -> float:
+        return self.samples[-1][1] if self.samples else 0.0
+
+
 def ship_file(path: Path, events: int, mode: str, py_spy: Path | None = None) -> dict[str, float]:
     """Ship ``path`` from its head to its last event; CPU, RSS and throughput.
 
@@ -241,6 +274,7 @@ def ship_file(path: Path, events: int, mode: str, py_spy: Path | None = None) ->
     with workdir() as work:
         sink = SinkProcess(expect=events)
         shipper = ShipperUnderTest(work, sink, [source("app", path, mode)], masking=masking)
+        resident = ResidentTrace(shipper.proc.pid)
         spy = None
         if py_spy is not None:
             record = ["record", "--nonblocking", "--rate", "200", "--format", "raw"]
@@ -250,6 +284,7 @@ def ship_file(path: Path, events: int, mode: str, py_spy: Path | None = None) ->
             )
         try:
             reached = sink.next_line(timeout=3600)
+            rss_at_end = resident.last()
         finally:
             usage = shipper.stop()
             final = sink.stop()
@@ -266,6 +301,8 @@ def ship_file(path: Path, events: int, mode: str, py_spy: Path | None = None) ->
         "cpu_s": usage.cpu,
         "wall_s": wall,
         "peak_rss_mib": usage.max_rss_mib,
+        "rss_2s_mib": resident.at(2.0),
+        "rss_end_mib": rss_at_end,
     }
 
 
@@ -435,6 +472,8 @@ ROWS = (
     ("events_per_s", "events/s", "{:,.0f}"),
     ("cpu_s_per_million", "CPU-s per million events", "{:.1f}"),
     ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
+    ("rss_2s_mib", "RSS at 2 s", "{:.1f}"),
+    ("rss_end_mib", "at the end", "{:.1f}"),
     ("wall_s", "wall s", "{:.1f}"),
     ("idle_cpu_s", "CPU-s", "{:.3f}"),
     ("idle_core_percent", "% of a core", "{:.3f}"),
