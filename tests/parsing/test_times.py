@@ -7,6 +7,7 @@ The fold/gap rules tested here are documented in ``shipper/parse.py``.
 from __future__ import annotations
 
 import logging
+import tracemalloc
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ import pytest
 from shipper import metrics
 from shipper.mask import Masker
 from shipper.multiline import Assembler
-from shipper.parse import build_parser
+from shipper.parse import TimeReader, build_parser
 from shipper.render import Renderer
 from tests.support.logging_output import local_zone, write_logs
 
@@ -217,3 +218,27 @@ class TestUnreadableTimes:
         assert record.timestamp == 7
         assert record.fields["time_unreadable"] is True
         assert record.fields["time"] == "yesterday-ish"
+
+
+def test_a_backlog_of_many_seconds_does_not_grow_the_reader() -> None:
+    """SPEC §3.3 (memory does not grow with the backlog): reading a long backlog, a
+    reader remembers a few recent seconds, not every second it has read."""
+    zone = "Asia/Seoul"
+    reader = TimeReader("%Y-%m-%d %H:%M:%S", zone)
+    start = epoch(zone, 2024, 1, 1)
+
+    def read_seconds(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            written = datetime.fromtimestamp(start + n, ZoneInfo(zone))
+            assert reader.read(written.strftime("%Y-%m-%d %H:%M:%S")) == (start + n) * 1000
+
+    tracemalloc.start()
+    try:
+        read_seconds(0, 1_000)
+        settled = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        read_seconds(1_000, 10_000)  # close to 3 hours of a busy app's log
+        grew = tracemalloc.get_traced_memory()[1] - settled
+    finally:
+        tracemalloc.stop()
+    assert grew < 100_000, f"{grew:,} bytes held for 10,000 seconds read"
