@@ -147,7 +147,8 @@ class ShipperUnderTest:
             },
             "batch": {"flush_interval": 1.0},
             "sources": sources,
-            "health": {"listen": None},
+            # As deployed: the health server on (on a port the system picks).
+            "health": {"listen": "127.0.0.1:0"},
         }
         for key, value in extra.items():
             config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value

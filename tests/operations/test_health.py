@@ -10,7 +10,8 @@ from tests.support.process import ShipperProcess, wait_until
 class TestHealthEndpoints:
     def test_port_zero_is_bound_logged_and_every_endpoint_answers(self, tmp_path, make_config):
         """The logged address is the bound one; /healthz and /readyz answer 200 once
-        started, /metrics in the Prometheus text format, anything else 404."""
+        started (to HEAD too, as some load balancers check), /metrics in the Prometheus
+        text format; another method 405, anything else 404."""
         logs = tmp_path / "logs" / "app"
         logs.mkdir(parents=True)
         config = make_config(
@@ -26,6 +27,8 @@ class TestHealthEndpoints:
             status, text = get(f"{url}/metrics")
             assert status == 200
             assert "# TYPE shipper_records_shipped_total counter" in text
+            assert get(f"{url}/healthz", method="HEAD") == (200, "")
+            assert get(f"{url}/healthz", method="POST")[0] == 405
             assert get(f"{url}/nothing-here")[0] == 404
             assert shipper.stop() == 0
 

@@ -8,10 +8,13 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    """Status and body of a GET (error statuses included, not raised)."""
+def get(url: str, timeout: float = 5.0, method: str = "GET") -> tuple[int, str]:
+    """Status and body of a GET, or of another ``method`` (error statuses included,
+    not raised)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, method=method), timeout=timeout
+        ) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
