@@ -71,7 +71,7 @@ class HealthServer:
         if route is None:
             return Response(status=404, text="not found\n")
         if request.method not in ("GET", "HEAD"):
-            return Response(status=405, text="method not allowed\n", headers={"Allow": "GET"})
+            return Response(status=405, text="method not allowed\n", headers={"Allow": "GET, HEAD"})
         return await route()
 
     async def _healthz(self) -> Response:
