@@ -145,8 +145,8 @@ def bench_backlog(megabytes: int, line_bytes: int) -> None:
             shipper.stop()
     print(
         f"backlog {megabytes} MB ({lines} lines of {line_bytes} B): peak RSS (VmHWM) "
-        f"{hwm / 1024:.0f} MB; RSS while unreachable {down_peak / 1024:.0f} MB, while "
-        f"shipping {shipping_peak / 1024:.0f} MB; shipped in {took:.1f} s "
+        f"{hwm / 1024:.1f} MiB; RSS while unreachable {down_peak / 1024:.1f} MiB, while "
+        f"shipping {shipping_peak / 1024:.1f} MiB; shipped in {took:.1f} s "
         f"({megabytes / took:.1f} MB/s)"
     )
 

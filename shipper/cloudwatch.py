@@ -123,6 +123,29 @@ class PutResult:
     rejected: dict[str, int] = field(default_factory=dict)  # rejectedLogEventsInfo
 
 
+def _drop_tracebacks(exc: BaseException) -> None:
+    """Drop the tracebacks of a failed call's exception and of those it came from.
+
+    When a connection fails, aiobotocore's request loop (botocore's, made async) holds
+    the exception in a local of the frame that raises it: the exception's traceback
+    holds that frame and the frame the exception, a reference cycle that keeps the
+    request and its body (up to 1 MB) until the garbage collector runs.  While
+    CloudWatch is down the reader is paused and the collector seldom runs, so every
+    failed try kept its body (eight, 11 MB, in ten seconds of an outage).  Without
+    their tracebacks the frames go at once.  Nothing needs them: a failed call is
+    reported by its error's code and message.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        error.__traceback__ = None
+        pending += (error.__cause__, error.__context__)
+
+
 def translate(exc: BaseException) -> CloudWatchError:
     """Our error for whatever botocore, aiohttp or asyncio raised."""
     if isinstance(exc, botocore.exceptions.ClientError):
@@ -253,6 +276,7 @@ class LogsClient:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            _drop_tracebacks(exc)
             raise translate(exc) from exc
         finally:
             handle.in_flight -= 1

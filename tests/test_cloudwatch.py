@@ -7,12 +7,15 @@ front (before moto), so every error is a real HTTP answer parsed by botocore.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from shipper import cloudwatch
 from shipper.cloudwatch import LogsClient
 from shipper.cloudwatch_errors import (
     DataAlreadyAccepted,
@@ -155,3 +158,33 @@ class TestClientLifecycle:
 
         with pytest.raises(ResourceNotFound):
             with_client(front, body)
+
+
+class TestFailedCalls:
+    @pytest.mark.parametrize("fault", ["reset", "unavailable"])
+    def test_a_failed_call_lets_go_of_its_body(self, front, group_prefix, fault):
+        """SPEC §3.3 (memory does not grow while CloudWatch is down): a failed try's
+        request body is freed with the try, not kept until the garbage collector runs
+        (while an outage pauses the reader, it seldom does)."""
+        group = group_prefix + "/app"
+        batch = events(*("x" * 100_000 for _ in range(8)))  # an 800 kB body
+        bodies = [tracemalloc.Filter(True, cloudwatch.__file__)]  # where bodies are made
+
+        async def body(client: LogsClient) -> int:
+            await client.create_stream(group, "s", True, None)
+            gc.collect()
+            gc.disable()
+            tracemalloc.start()
+            try:
+                for _ in range(5):
+                    front.inject(fault, times=1)
+                    with pytest.raises(Retriable):
+                        await client.put_events(group, "s", batch, None)
+                held = tracemalloc.take_snapshot().filter_traces(bodies)
+                return sum(stat.size for stat in held.statistics("filename"))
+            finally:
+                tracemalloc.stop()
+                gc.enable()
+
+        held = with_client(front, body)
+        assert held < 100_000, f"{held:,} bytes of request bodies held after 5 failed tries"
