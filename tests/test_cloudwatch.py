@@ -173,7 +173,7 @@ class TestFailedCalls:
         async def body(client: LogsClient) -> int:
             await client.create_stream(group, "s", True, None)
             gc.collect()
-            gc.disable()
+            gc.disable()  # as in an outage: a paused reader gives the collector no reason to run
             tracemalloc.start()
             try:
                 for _ in range(5):
