@@ -27,7 +27,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bench.run import ShipperUnderTest
+from bench.run import ShipperUnderTest, memory_kib
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 # Words, as log messages are made of (long runs of word characters after an e-mail
@@ -88,13 +88,6 @@ def running_sink() -> Iterator[Sink]:
     finally:
         sink.shutdown()
         sink.server_close()
-
-
-def memory_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def wait_for(condition: object, timeout: float) -> None:

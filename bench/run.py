@@ -235,13 +235,22 @@ def workdir() -> Iterator[Path]:
 # ---------------------------------------------------------------------- measurements
 
 
+def memory_kib(pid: int, key: str) -> int:
+    """A memory figure of ``/proc/PID/status`` (``VmRSS``, ``VmHWM``) in KiB; 0 when the
+    process no longer has one (a zombie).  OSError once the process is gone."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
 class ResidentTrace:
     """The resident memory (``VmRSS``) of a process, sampled on a thread every 50 ms:
     where ``os.wait4``'s peak says how high memory went, this says when, so a backlog
     that makes memory grow shows as a rise between the first seconds and the end."""
 
     def __init__(self, pid: int) -> None:
-        self.status = Path(f"/proc/{pid}/status")
+        self.pid = pid
         self.started = time.monotonic()
         self.samples: list[tuple[float, float]] = []  # (seconds since start, MiB)
         threading.Thread(target=self._sample, daemon=True).start()
@@ -249,12 +258,11 @@ class ResidentTrace:
     def _sample(self) -> None:
         while True:
             try:
-                text = self.status.read_text()
+                kib = memory_kib(self.pid, "VmRSS")
             except OSError:
                 return  # the process has ended
-            found = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
-            if found:  # absent once the process is a zombie
-                self.samples.append((time.monotonic() - self.started, int(found[1]) / 1024))
+            if kib:
+                self.samples.append((time.monotonic() - self.started, kib / 1024))
             time.sleep(0.05)
 
     def at(self, seconds: float) -> float:
