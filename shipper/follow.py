@@ -42,7 +42,7 @@ from shipper import telemetry
 from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
 from shipper.multiline import Assembler, assembler_for, whole_lines
-from shipper.parse import datefmt_pattern
+from shipper.parse import FormatParser, datefmt_pattern
 from shipper.records import Event, Line, Record
 from shipper.render import Renderer
 
@@ -169,6 +169,10 @@ class Follower:
         parser = assembler_for(source).parser
         self.keys_from_text_only = renderer.masker.keys != () and renderer.keys_only_from_text(
             parser.field_names
+        )
+        # The struct the renderer would have a format's fields as (None: dicts).
+        self.rows = (
+            renderer.row_type(parser.record_names) if isinstance(parser, FormatParser) else None
         )
         self.first_run = saved is None
         self.since = saved.since if saved else now
@@ -345,7 +349,7 @@ class Follower:
         cursor.live = live
         cursor.size = fst.st_size
         cursor.seen = (fst.st_size, fst.st_mtime_ns)
-        cursor.assembler = assembler_for(self.source)
+        cursor.assembler = assembler_for(self.source, self.rows)
         self.cursors[key] = cursor
         cursor.copy_of = original
         if offset >= fst.st_size and not live:
@@ -453,7 +457,7 @@ class Follower:
         cursor = Cursor(self.category, Identity(key[0], key[1], fp_len, fp), old.path, 0, fd)
         cursor.live, cursor.order, cursor.size = old.live, old.order, size
         cursor.seen = old.seen
-        cursor.assembler = assembler_for(self.source)
+        cursor.assembler = assembler_for(self.source, self.rows)
         self.cursors[key] = cursor
         return cursor
 

@@ -25,11 +25,12 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 from operator import add
-from typing import Any
+
+import msgspec
 
 from shipper.config import SourceConfig
 from shipper.parse import FormatParser, Parser, build_parser
-from shipper.records import Line, Record
+from shipper.records import Fields, Line, Record
 
 _TRACEBACK_HEAD = "(most recent call last):"
 _CHAIN_MARKERS = (
@@ -168,7 +169,7 @@ class Assembler:
     def _new_record(
         self,
         line: str,
-        fields: dict[str, Any] | None,
+        fields: Fields,
         timestamp: int | None,
         end: int,
         now_ms: int,
@@ -217,8 +218,9 @@ class Assembler:
         return record
 
 
-def assembler_for(source: SourceConfig) -> Assembler:
-    """A fresh assembler (with its own parser and time memory) for one file of a source."""
+def assembler_for(source: SourceConfig, rows: type[msgspec.Struct] | None = None) -> Assembler:
+    """A fresh assembler (with its own parser and time memory) for one file of a source;
+    ``rows``: the struct its format parser gives fields as."""
     parser = build_parser(
         source.format,
         source.datefmt,
@@ -226,6 +228,7 @@ def assembler_for(source: SourceConfig) -> Assembler:
         source.style,
         source.time_key,
         fields=source.output != "raw",
+        rows=rows,
     )
     start = re.compile(source.multiline_start) if source.multiline_start else None
     return Assembler(parser, source.max_record_lines, source.max_record_bytes, start)

@@ -36,6 +36,7 @@ import string
 import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -43,8 +44,9 @@ import msgspec
 # logging's default asctime: "%Y-%m-%d %H:%M:%S" then ",%03d" milliseconds.
 DEFAULT_DATEFMT = "%Y-%m-%d %H:%M:%S"
 
-# A parsed first line: its fields and, when written and readable, its epoch-ms time.
-Parsed = tuple[dict[str, Any], int | None]
+# A parsed first line: its fields (a dict, or a format parser's row struct) and, when
+# written and readable, its epoch-ms time.
+Parsed = tuple[dict[str, Any] | msgspec.Struct, int | None]
 Converter = Callable[[str], Any]
 
 _PERCENT_PLACEHOLDER = re.compile(
@@ -57,9 +59,11 @@ _FORMAT_SPEC = re.compile(
     r"[_,]?(?:\.\d+)?(?P<kind>[bcdeEfFgGnosxX%])?"
 )
 
-_INT = r"-?\d+"
-_FLOAT = r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|-?inf|nan"
-_ID = r"\d+|None"  # process/thread ids are None when logging does not collect them
+# Digits are matched as [0-9], not \d: logging writes ASCII digits, and a set is one
+# lookup per character where \d consults Unicode's tables.
+_INT = r"-?[0-9]+"
+_FLOAT = r"-?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|-?inf|nan"
+_ID = r"[0-9]+|None"  # process/thread ids are None when logging does not collect them
 
 # LogRecord attributes: what their value looks like when written with ``s``.
 _ATTRIBUTES: dict[str, tuple[str, Converter | None]] = {
@@ -69,7 +73,7 @@ _ATTRIBUTES: dict[str, tuple[str, Converter | None]] = {
     "exc_text": (r".*?", None),
     "filename": (r"\S+?", None),
     "funcName": (r"\S+?", None),
-    "levelname": (r"[A-Z][A-Z0-9_]*|Level \d+", None),
+    "levelname": (r"[A-Z][A-Z0-9_]*|Level [0-9]+", None),
     "levelno": (_INT, int),
     "lineno": (_INT, int),
     "message": (r".*", None),
@@ -93,12 +97,12 @@ _NUMBERS: dict[str, tuple[str, Converter]] = {
     "u": (_INT, int),
     "n": (_INT, int),
     "f": (_FLOAT, float),
-    "F": (r"-?\d+(?:\.\d*)?|-?INF|NAN", float),
-    "e": (r"-?\d+(?:\.\d*)?e[-+]\d+|-?inf|nan", float),
-    "E": (r"-?\d+(?:\.\d*)?E[-+]\d+|-?INF|NAN", float),
+    "F": (r"-?[0-9]+(?:\.[0-9]*)?|-?INF|NAN", float),
+    "e": (r"-?[0-9]+(?:\.[0-9]*)?e[-+][0-9]+|-?inf|nan", float),
+    "E": (r"-?[0-9]+(?:\.[0-9]*)?E[-+][0-9]+|-?INF|NAN", float),
     "g": (_FLOAT, float),
-    "G": (r"-?\d+(?:\.\d*)?(?:E[-+]\d+)?|-?INF|NAN", float),
-    "%": (r"-?\d+(?:\.\d*)?%", lambda s: float(s[:-1]) / 100),
+    "G": (r"-?[0-9]+(?:\.[0-9]*)?(?:E[-+][0-9]+)?|-?INF|NAN", float),
+    "%": (r"-?[0-9]+(?:\.[0-9]*)?%", lambda s: float(s[:-1]) / 100),
     "x": (r"-?[0-9a-f]+", lambda s: int(s, 16)),
     "X": (r"-?[0-9A-F]+", lambda s: int(s, 16)),
     "o": (r"-?[0-7]+", lambda s: int(s, 8)),
@@ -107,10 +111,10 @@ _NUMBERS: dict[str, tuple[str, Converter]] = {
 
 # strftime directives that strptime reads back, as patterns (C locale).
 _DATE_DIRECTIVES = {
-    "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "H": r"\d{2}",
-    "I": r"\d{2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{6}", "j": r"\d{3}",
+    "Y": r"[0-9]{4}", "y": r"[0-9]{2}", "m": r"[0-9]{2}", "d": r"[0-9]{2}", "H": r"[0-9]{2}",
+    "I": r"[0-9]{2}", "M": r"[0-9]{2}", "S": r"[0-9]{2}", "f": r"[0-9]{6}", "j": r"[0-9]{3}",
     "p": r"(?:AM|PM|am|pm)", "b": r"[A-Za-z]{3}", "B": r"[A-Za-z]+",
-    "a": r"[A-Za-z]{3}", "A": r"[A-Za-z]+", "z": r"(?:[-+]\d{2}:?\d{2}(?::?\d{2})?|Z)",
+    "a": r"[A-Za-z]{3}", "A": r"[A-Za-z]+", "z": r"(?:[-+][0-9]{2}:?[0-9]{2}(?::?[0-9]{2})?|Z)",
     "Z": r"[A-Za-z][A-Za-z0-9+-]{1,5}", "%": "%",
 }  # fmt: skip
 _DATE_NEEDS = "a date: %Y or %y, with %m/%b/%B and %d, or %j"
@@ -396,6 +400,7 @@ class FormatParser:
         types: dict[str, tuple[str, Converter | None]] | None = None,
         need_message: bool = True,
         fields: bool = True,
+        rows: type[msgspec.Struct] | None = None,
     ) -> None:
         if style not in _TOKENIZERS:
             raise FormatError(f"style {style!r}: expected %, {{ or $")
@@ -408,28 +413,47 @@ class FormatParser:
             for item in tokens:
                 if isinstance(item, _Field) and item.name in types:
                     item.pattern, item.convert = types[item.name]
-        self._converters: list[tuple[str, Converter]] = []
+        self._named_converters: list[tuple[str, Converter]] = []
         pattern = self._compile(tokens, style)
         self._regex = re.compile(pattern)
         # The same pattern for a text of many lines: each match is a whole line that
         # starts a record (``finditer`` over a chunk finds them in one pass).
         self.line_regex = re.compile(f"^(?:{pattern})$", re.MULTILINE)
-        names = self._regex.groupindex
+        # Every group is named, so match.groups() gives the values in this order.
+        names = tuple(self._regex.groupindex)
+        assert self._regex.groups == len(names)
         if need_message and "message" not in names:
             raise FormatError(f"the format has no {_show('message', style)}")
+        self._names = names
         # Every key this parser may put in a record's fields.
         self.field_names = (*names, "time_unreadable")
-        self._has_time = "asctime" in names
-        self._has_created = "created" in names and not self._has_time
-        self._has_msecs = "msecs" in names and self._has_time and datefmt is not None
+        # The fields of a record whose time was read (its asctime became the time).
+        self.record_names = tuple(name for name in names if name != "asctime")
+        at = {name: index for index, name in enumerate(names)}
+        self._time_at = at.get("asctime")
+        self._created_at = at.get("created") if self._time_at is None else None
+        has_msecs = self._time_at is not None and datefmt is not None
+        self._msecs_at = at.get("msecs") if has_msecs else None
         # Raw output needs only where records start and their time: without fields,
         # parse() converts just the groups that make the time (no field dict, no
         # number conversions, no JSON decode of the message).
         self.fields = fields
-        self._time_groups = [name for name in ("asctime", "msecs", "created") if name in names]
-        self._time_converters = [c for c in self._converters if c[0] in self._time_groups]
+        self._message_at = at.get("message") if fields else None
+        times = {"asctime", "msecs", "created"}
+        self._converters = [
+            (at[name], convert)
+            for name, convert in self._named_converters
+            if fields or name in times
+        ]
         # Raw output of a format whose time is just its asctime: the time is all there is.
-        self._asctime_only = not fields and self._time_groups == ["asctime"]
+        self._asctime_only = not fields and times.intersection(names) == {"asctime"}
+        # A struct type to give the fields of a record as (see :meth:`parse_match`):
+        # filled by position with the values of those of its fields this format has.
+        self.rows = rows if fields else None
+        if self.rows is not None:
+            self._row_values = _picker(
+                [at[name] for name in self.rows.__struct_fields__ if name in at]
+            )
 
     def _compile(self, tokens: list[Token], style: str) -> str:
         parts = []
@@ -452,7 +476,7 @@ class FormatParser:
             if item.name == "asctime":
                 pattern = datefmt_pattern(self.times.datefmt)
                 if self.times.default_asctime:
-                    pattern += r",\d{3}"
+                    pattern += r",[0-9]{3}"
                 item.convert = None
             if not item.capture or item.name in seen:
                 # A repeated or oddly named placeholder is matched but not captured.
@@ -460,7 +484,7 @@ class FormatParser:
                 continue
             seen.add(item.name)
             if item.convert is not None:
-                self._converters.append((item.name, item.convert))
+                self._named_converters.append((item.name, item.convert))
             parts.append(f"{item.before}(?P<{item.name}>{pattern}){item.after}")
         if not seen and previous is None:
             raise FormatError("the format has no placeholders")
@@ -474,47 +498,66 @@ class FormatParser:
         return self.parse_match(match)
 
     def parse_match(self, match: re.Match[str]) -> Parsed:
-        """The fields of a line the format matched (by ``parse`` or ``line_regex``)."""
+        """The fields of a line the format matched (by ``parse`` or ``line_regex``).
+
+        With ``rows`` the fields of a record whose time was read are given as that struct
+        (the renderer's event object, made without a dict for every line); otherwise,
+        and for a time that could not be read, as a dict.
+        """
         if self._asctime_only:
             try:
                 return {}, self.times.read(match["asctime"])
             except ValueError:
                 pass  # the general case below keeps what could not be read
-        if self.fields:
-            fields: dict[str, Any] = match.groupdict()
-            converters = self._converters
-        else:
-            fields = {name: match[name] for name in self._time_groups}
-            converters = self._time_converters
-        for name, convert in converters:
+        values: list[Any] = list(match.groups())
+        for index, convert in self._converters:
             try:
-                fields[name] = convert(fields[name])
+                values[index] = convert(values[index])
             except ValueError:
                 pass  # kept as written ("None", "-")
         timestamp = None
-        if self._has_time:
-            asctime = fields.pop("asctime")
+        readable = True
+        if self._time_at is not None:
             try:
-                timestamp = self.times.read(asctime)
+                timestamp = self.times.read(values[self._time_at])
             except ValueError:
-                fields["asctime"] = asctime  # kept, so nothing written is lost
-                fields["time_unreadable"] = True
+                readable = False
             else:
-                if self._has_msecs:
-                    msecs = fields.get("msecs")
+                if self._msecs_at is not None:
+                    msecs = values[self._msecs_at]
                     if isinstance(msecs, (int, float)):
                         timestamp += int(msecs)
-        elif self._has_created:
-            created = fields["created"]
+        elif self._created_at is not None:
+            created = values[self._created_at]
             if isinstance(created, float):
                 timestamp = round(created * 1000)
-        message = fields.get("message")
-        if message and message[0] == "{" and self.fields:
-            try:
-                fields["message"] = json_object(message)
-            except msgspec.DecodeError:
-                pass
+        at = self._message_at
+        if at is not None:
+            message = values[at]
+            if message and message[0] == "{":
+                try:
+                    values[at] = json_object(message)
+                except msgspec.DecodeError:
+                    pass
+        if self.rows is not None and readable:
+            return self.rows(*self._row_values(values)), timestamp
+        fields = dict(zip(self._names, values, strict=True)) if self.fields else {}
+        if self._time_at is not None:
+            asctime = values[self._time_at]
+            fields.pop("asctime", None)
+            if not readable:
+                fields["asctime"] = asctime  # kept, so nothing written is lost
+                fields["time_unreadable"] = True
         return fields, timestamp
+
+
+def _picker(indexes: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """``values -> tuple(values[i] for i in indexes)`` (by ``itemgetter``, in C, for more
+    than one index)."""
+    if len(indexes) == 1:
+        index = indexes[0]
+        return lambda values: (values[index],)
+    return itemgetter(*indexes)
 
 
 _as_written = msgspec.json.Decoder(msgspec.Raw).decode
@@ -536,9 +579,9 @@ def json_object(text: str) -> Any:
 
 # --------------------------------------------------------------------------- presets
 
-_STATUS: tuple[str, Converter | None] = (r"\d{3}", int)
-_SECONDS: tuple[str, Converter | None] = (r"\d+(?:\.\d+)?", float)
-_BYTES: tuple[str, Converter | None] = (r"\d+|-", int)
+_STATUS: tuple[str, Converter | None] = (r"[0-9]{3}", int)
+_SECONDS: tuple[str, Converter | None] = (r"[0-9]+(?:\.[0-9]+)?", float)
+_BYTES: tuple[str, Converter | None] = (r"[0-9]+|-", int)
 
 
 class Preset:
@@ -575,7 +618,7 @@ PRESETS = {
             "levelprefix": (r"[A-Z]+:\s*", str.strip),
             "client_addr": (r"\S+", None),
             "request_line": (r".*", None),
-            "status_code": (r"\d{3}(?: .*)?", lambda s: int(s[:3])),
+            "status_code": (r"[0-9]{3}(?: .*)?", lambda s: int(s[:3])),
         },
     ),
     # gunicorn's default access_log_format:
@@ -644,16 +687,18 @@ def build_parser(
     style: str = "%",
     time_key: str | None = None,
     fields: bool = True,
+    rows: type[msgspec.Struct] | None = None,
 ) -> Parser:
     """The parser for a source's ``format``: ``json``, a preset name, or a format string.
 
-    ``fields=False`` (raw output) asks only where records start and their time.
+    ``fields=False`` (raw output) asks only where records start and their time;
+    ``rows`` is the struct a format parser gives fields as (see ``parse_match``).
     """
     if fmt == "json":
         return JsonParser(timezone, time_key, datefmt)
     preset = PRESETS.get(fmt)
     if preset is not None:
         return FormatParser(
-            preset.fmt, datefmt or preset.datefmt, timezone, "%", preset.types, False, fields
+            preset.fmt, datefmt or preset.datefmt, timezone, "%", preset.types, False, fields, rows
         )
-    return FormatParser(fmt, datefmt, timezone, style, fields=fields)
+    return FormatParser(fmt, datefmt, timezone, style, fields=fields, rows=rows)

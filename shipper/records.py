@@ -26,12 +26,18 @@ class Position(Protocol):
     def delivered(self, offset: int) -> None: ...
 
 
+# A record's fields: the parser's dict; a format parser's row, a struct laid out as the
+# event's JSON object (see :meth:`shipper.render.Renderer.row_type`); or None when its
+# line did not match the format.
+Fields = dict[str, Any] | msgspec.Struct | None
+
+
 @dataclass(slots=True)
 class Record:
     """One log record: its first line, continuation lines, time and end offset."""
 
     text: str
-    fields: dict[str, Any] | None
+    fields: Fields
     timestamp: int
     end: int
     extra: list[str] = field(default_factory=list)
@@ -43,7 +49,7 @@ class Record:
 # did not match the format), time and end offset.  Most records are one line; when the
 # assembler knows one is complete (the next line starts a record) it hands it over in
 # this form, without the Record object that would cost as much as the rest of its trip.
-Line = tuple[str, dict[str, Any] | None, int, int]
+Line = tuple[str, Fields, int, int]
 
 
 def as_record(record: Record | Line) -> Record:

@@ -24,7 +24,7 @@ import msgspec
 
 from shipper import telemetry
 from shipper.mask import Masker
-from shipper.records import EVENT_OVERHEAD, Event, Line, Position, Record, as_record
+from shipper.records import EVENT_OVERHEAD, Event, Fields, Line, Position, Record, as_record
 
 MAX_EVENT_BYTES = 1_048_576
 MAX_MESSAGE_BYTES = MAX_EVENT_BYTES - EVENT_OVERHEAD
@@ -33,10 +33,8 @@ TRUNCATED_MARK = "…[truncated]"
 _encoder = msgspec.json.Encoder(enc_hook=str)
 _encode = _encoder.encode
 _encode_lines = _encoder.encode_lines
-# An event's JSON object while it is built; a record's parsed fields (None: its line
-# did not match the format).
+# An event's JSON object while it is built.
 Document = dict[str, Any]
-Fields = dict[str, Any] | None
 # Keys the renderer itself writes into JSON events.
 _OWN_KEYS = (
     "level",
@@ -74,6 +72,41 @@ class Renderer:
         record's text: no name the renderer or the parser (``field_names``) adds is
         sensitive.  Then text that holds no key-rule key needs no key rules."""
         return not any(map(self.masker.sensitive, (*_OWN_KEYS, *field_names)))
+
+    def row_type(self, record_names: Sequence[str]) -> type[msgspec.Struct] | None:
+        """The struct a format parser can give a record's fields as, for this renderer:
+        laid out as the event's JSON object (``level`` and ``message`` first, the other
+        fields in the format's order, ``category`` last, as :meth:`_fields_document`
+        orders them), so that a one-line record's event is encoded from it as it is,
+        without the two dicts a line otherwise costs.  Its attributes are the parser's
+        names (``levelname`` is written as ``level``), so ``msgspec.structs.asdict``
+        gives the parser's dict back, plus the category.
+
+        ``record_names``: the fields of a record whose time was read, in the format's
+        order.  None when the layout of a dict cannot be kept: raw or JSON-lines
+        output, no ``message``, or a field named like a key the renderer writes first
+        or last (``level``, ``category``).
+        """
+        names = list(record_names)
+        if (
+            self.output != "json"
+            or self.json_lines
+            or "message" not in names
+            or "level" in names
+            or "category" in names
+        ):
+            return None
+        first = [name for name in ("levelname", "message") if name in names]
+        layout = [*first, *(name for name in names if name not in first)]
+        try:
+            return msgspec.defstruct(
+                "EventFields",
+                [*((name, Any) for name in layout), ("category", str, self.category)],
+                rename={"levelname": "level"},
+                gc=False,
+            )
+        except (TypeError, ValueError):
+            return None  # a name a struct cannot have (__weakref__): dicts, as before
 
     def event(self, record: Record, position: Position, key_rules: bool = True) -> Event | None:
         """The event for ``record``; None when it carries nothing (an empty raw line).
@@ -128,19 +161,26 @@ class Renderer:
             events.append(Event(timestamp, message, size + EVENT_OVERHEAD, position, end))
         return events
 
-    def _document(self, record: Record | Line, position: Position, key_rules: bool) -> Document:
+    def _document(
+        self, record: Record | Line, position: Position, key_rules: bool
+    ) -> Document | msgspec.Struct:
         """The JSON event of ``record`` as a document, with key rules applied when
-        ``key_rules``; a one-line record's is made from its tuple."""
+        ``key_rules``; a one-line record's is made from its tuple, and is its row (see
+        :meth:`row_type`) itself when it has one and needs no key rules."""
         if isinstance(record, Record):
-            self._check_time(record.fields, position, record.end, record.text)
-            document = self._fields_document(record.text, record.fields)
+            fields = _as_dict(record.fields)
+            self._check_time(fields, position, record.end, record.text)
+            document = self._fields_document(record.text, fields)
             if record.extra:
                 document["exception"] = "\n".join(record.extra)
             if record.part:
                 document["part"] = record.part
                 document["continued"] = not record.last_part
         else:
-            text, fields, _, end = record
+            text, parsed, _, end = record
+            if isinstance(parsed, msgspec.Struct) and not key_rules:
+                return parsed  # the event's object as it is
+            fields = _as_dict(parsed)
             self._check_time(fields, position, end, text)
             document = self._fields_document(text, fields)
         if key_rules:
@@ -159,8 +199,8 @@ class Renderer:
         return self.masker.redact_key_text(text) if key_rules else text
 
     def _check_time(self, fields: Fields, position: Position, end: int, text: str) -> None:
-        """Report a record whose written time could not be read."""
-        if fields is not None and "time_unreadable" in fields:
+        """Report a record whose written time could not be read (a row never holds one)."""
+        if type(fields) is dict and "time_unreadable" in fields:
             telemetry.time_unreadable(self.category, position.path, end, text[:200])
 
     def _redact_keys(self, document: Document) -> None:
@@ -179,7 +219,7 @@ class Renderer:
             text += f" …[part {record.part}{', continued' if not record.last_part else ''}]"
         return text
 
-    def _fields_document(self, text: str, fields: Fields) -> Document:
+    def _fields_document(self, text: str, fields: Document | None) -> Document:
         """The JSON event of a record's first line: ``level`` and ``message`` first, then
         the format's other fields in their order, then ``category``."""
         if fields is None:
@@ -210,3 +250,10 @@ class Renderer:
             "original_bytes": size,
         }
         return _encode(document).decode()
+
+
+def _as_dict(fields: Fields) -> Document | None:
+    """A record's fields as the parser's dict (a row struct gives its own back)."""
+    if isinstance(fields, msgspec.Struct):
+        return msgspec.structs.asdict(fields)
+    return fields
