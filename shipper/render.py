@@ -195,7 +195,8 @@ class Renderer:
             text = self._raw_text(record) if record.extra or record.part else record.text
         else:
             text, fields, _, end = record
-            self._check_time(fields, position, end, text)
+            if fields:  # raw output's parser gives {} for a record whose time it read
+                self._check_time(fields, position, end, text)
         return self.masker.redact_key_text(text) if key_rules else text
 
     def _check_time(self, fields: Fields, position: Position, end: int, text: str) -> None:
