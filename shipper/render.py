@@ -103,7 +103,7 @@ class Renderer:
                 "EventFields",
                 [*((name, Any) for name in layout), ("category", str, self.category)],
                 rename={"levelname": "level"},
-                gc=False,
+                gc=False,  # it holds text, numbers and a message's JSON: never a cycle
             )
         except (TypeError, ValueError):
             return None  # a name a struct cannot have (__weakref__): dicts, as before
