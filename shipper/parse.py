@@ -413,8 +413,7 @@ class FormatParser:
             for item in tokens:
                 if isinstance(item, _Field) and item.name in types:
                     item.pattern, item.convert = types[item.name]
-        self._named_converters: list[tuple[str, Converter]] = []
-        pattern = self._compile(tokens, style)
+        pattern, converters = self._compile(tokens, style)
         self._regex = re.compile(pattern)
         # The same pattern for a text of many lines: each match is a whole line that
         # starts a record (``finditer`` over a chunk finds them in one pass).
@@ -441,9 +440,7 @@ class FormatParser:
         self._message_at = at.get("message") if fields else None
         times = {"asctime", "msecs", "created"}
         self._converters = [
-            (at[name], convert)
-            for name, convert in self._named_converters
-            if fields or name in times
+            (at[name], convert) for name, convert in converters if fields or name in times
         ]
         # Raw output of a format whose time is just its asctime: the time is all there is.
         self._asctime_only = not fields and times.intersection(names) == {"asctime"}
@@ -455,8 +452,10 @@ class FormatParser:
                 [at[name] for name in self.rows.__struct_fields__ if name in at]
             )
 
-    def _compile(self, tokens: list[Token], style: str) -> str:
+    def _compile(self, tokens: list[Token], style: str) -> tuple[str, list[tuple[str, Converter]]]:
+        """The format's pattern, and the conversion of each captured field that has one."""
         parts = []
+        converters: list[tuple[str, Converter]] = []
         seen: set[str] = set()
         previous: _Field | None = None
         for item in tokens:
@@ -484,11 +483,11 @@ class FormatParser:
                 continue
             seen.add(item.name)
             if item.convert is not None:
-                self._named_converters.append((item.name, item.convert))
+                converters.append((item.name, item.convert))
             parts.append(f"{item.before}(?P<{item.name}>{pattern}){item.after}")
         if not seen and previous is None:
             raise FormatError("the format has no placeholders")
-        return "".join(parts)
+        return "".join(parts), converters
 
     def parse(self, line: str) -> Parsed | None:
         """The fields of a line that starts a record; None for a continuation line."""
