@@ -225,8 +225,7 @@ class Shipper:
                 wake.clear()
                 scanned = now
                 cursors = follower.scan()
-                orphaned = follower.take_orphaned()
-                if orphaned:
+                for orphaned in follower.take_orphaned():
                     await stream.put(orphaned)
                 self._update_gauges(follower)  # sizes change only in a scan
             progressed = False

@@ -17,10 +17,11 @@ expired events.  Everything here is pure: the caller passes ``now``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from shipper.records import Event, Position
+from shipper.records import EVENT_OVERHEAD, Event, FileEvents, Position
 
 MAX_EVENTS = 10_000
 MAX_BYTES = 1_048_576
@@ -29,6 +30,9 @@ MAX_SPAN_MS = 24 * 3600 * 1000 - 1
 MAX_AGE_MS = 14 * 24 * 3600 * 1000
 MAX_AHEAD_MS = 2 * 3600 * 1000
 
+# An event the batcher will not send: why, and where its record ends (``path:offset``).
+Refused = tuple[str, str]
+
 
 @dataclass(slots=True)
 class Batch:
@@ -36,29 +40,53 @@ class Batch:
 
     events: list[Event] = field(default_factory=list)
     nbytes: int = 0
-    rejected: list[tuple[str, Event]] = field(default_factory=list)
+    rejected: list[Refused] = field(default_factory=list)
     acks: dict[Position, int] = field(default_factory=dict)
     first_added: float = 0.0  # monotonic seconds
     min_ts: int = 0
     max_ts: int = 0
+    # Where each event came from, for reports: the events in the order they were added
+    # (``events`` is sorted when the batch is sealed), the end offset of each, and the
+    # index in that order at which each run of one file's events begins.
+    arrived: list[Event] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    runs: list[tuple[int, Position]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.events) + len(self.rejected)
 
     def message_bytes(self) -> int:
-        return self.nbytes - 26 * len(self.events)
+        return self.nbytes - EVENT_OVERHEAD * len(self.events)
+
+    def begin_run(self, position: Position) -> None:
+        """Note that the events added next come from ``position``."""
+        if not self.runs or self.runs[-1][1] is not position:
+            self.runs.append((len(self.events), position))
+
+    def where(self, events: list[Event]) -> list[str]:
+        """``path:offset`` of each of ``events`` (some of this batch's), for reports."""
+        if not events:
+            return []  # the usual case: nothing to report
+        arrived = self.arrived or self.events
+        index_of = {id(event): index for index, event in enumerate(arrived)}
+        starts = [start for start, _ in self.runs]
+        places = []
+        for event in events:
+            index = index_of[id(event)]
+            position = self.runs[bisect_right(starts, index) - 1][1]
+            places.append(f"{position.path}:{self.ends[index]}")
+        return places
 
 
-def rejection(event: Event, now_ms: int) -> str | None:
-    """Why CloudWatch would refuse this event, or None."""
-    timestamp = event.timestamp
+def rejection(timestamp: int, message: str, size: int, now_ms: int) -> str | None:
+    """Why CloudWatch would refuse this event (``size``: with its overhead), or None."""
     if timestamp > now_ms + MAX_AHEAD_MS:
         return "too_new"
     if timestamp < now_ms - MAX_AGE_MS:
         return "too_old"
-    if event.size > MAX_EVENT_BYTES:
+    if size > MAX_EVENT_BYTES:
         return "too_large"
-    if not event.message:
+    if not message:
         return "empty"
     return None
 
@@ -71,14 +99,11 @@ class Batcher:
         self.max_bytes = max_bytes
         self.current = Batch()
 
-    def add(self, event: Event, now_ms: int, now: float) -> Batch | None:
-        """Add one event; return the batch it sealed to make room, if any."""
-        sealed = self.add_all([event], now_ms, now)
-        return sealed[0] if sealed else None
-
-    def add_all(self, events: list[Event], now_ms: int, now: float) -> list[Batch]:
-        """Add events in order; return the batches sealed to make room for them."""
-        if events and self._add_whole(events, now_ms, now):
+    def add_all(self, step: FileEvents, now_ms: int, now: float) -> list[Batch]:
+        """Add one file's events in order; return the batches sealed to make room."""
+        if not step.events:
+            return []
+        if self._add_whole(step, now_ms, now):
             return []
         # Called for every event: the rules are written out here rather than in helpers,
         # and the current batch's running figures are kept in locals, written back when
@@ -86,19 +111,20 @@ class Batcher:
         sealed = []
         oldest, newest = now_ms - MAX_AGE_MS, now_ms + MAX_AHEAD_MS
         max_events, max_bytes = self.max_events, self.max_bytes
+        position = step.position
         batch = self.current
-        kept, acks = batch.events, batch.acks
+        batch.begin_run(position)
+        kept = batch.events
         nbytes, low, high = batch.nbytes, batch.min_ts, batch.max_ts
-        for event in events:
+        for event, size, end in zip(step.events, step.sizes, step.ends, strict=True):
             timestamp = event.timestamp
-            size = event.size
             if not (oldest <= timestamp <= newest and size <= MAX_EVENT_BYTES and event.message):
-                reason = rejection(event, now_ms)
+                reason = rejection(timestamp, event.message, size, now_ms)
                 if reason is not None:
                     if not kept and not batch.rejected:
                         batch.first_added = now
-                    batch.rejected.append((reason, event))
-                    acks[event.position] = event.offset
+                    batch.rejected.append((reason, f"{position.path}:{end}"))
+                    batch.acks[position] = end
                     continue
             if kept:
                 earliest = low if low < timestamp else timestamp
@@ -111,8 +137,9 @@ class Batcher:
                     batch.nbytes, batch.min_ts, batch.max_ts = nbytes, low, high
                     sealed.append(self._seal(batch))
                     batch = self.current
+                    batch.begin_run(position)
                     batch.first_added = now
-                    kept, acks = batch.events, batch.acks
+                    kept = batch.events
                     nbytes, low, high = 0, timestamp, timestamp
                 else:
                     low, high = earliest, latest
@@ -121,28 +148,31 @@ class Batcher:
                 if not batch.rejected:
                     batch.first_added = now
             kept.append(event)
+            batch.ends.append(end)
             nbytes += size
-            acks[event.position] = event.offset
+            batch.acks[position] = end
         batch.nbytes, batch.min_ts, batch.max_ts = nbytes, low, high
         return sealed
 
-    def _add_whole(self, events: list[Event], now_ms: int, now: float) -> bool:
-        """Add ``events`` to the current batch at once when all of them fit in it and none
-        is refused (the usual case: a read step's events, a few hundred of them, and a
-        batch that takes thousands); False, having added nothing, otherwise.
+    def _add_whole(self, step: FileEvents, now_ms: int, now: float) -> bool:
+        """Add ``step`` to the current batch at once when all its events fit in it and
+        none is refused (the usual case: a read step's events, a few hundred of them,
+        and a batch that takes thousands); False, having added nothing, otherwise.
 
-        Each rule is checked over the whole list with C-level passes (``sum``, ``min``,
+        Each rule is checked over the whole step with C-level passes (``sum``, ``min``,
         ``max``), rather than event by event as :meth:`add_all` goes on to do.
         """
         batch = self.current
-        kept = batch.events
-        if len(kept) + len(events) > self.max_events:
+        kept, sizes = batch.events, step.sizes
+        if len(kept) + len(sizes) > self.max_events:
             return False
-        size = sum(map(_size, events))
-        # Within the batch's byte limit (at most MAX_EVENT_BYTES), so is every event.
-        if batch.nbytes + size > self.max_bytes or not all(map(_message, events)):
+        size = sum(sizes)
+        # Within the batch's byte limit (at most MAX_EVENT_BYTES), so is every event; one
+        # of EVENT_OVERHEAD bytes has an empty message.
+        if batch.nbytes + size > self.max_bytes or min(sizes) <= EVENT_OVERHEAD:
             return False
-        low, high = min(map(_timestamp, events)), max(map(_timestamp, events))
+        timestamps = list(map(_timestamp, step.events))
+        low, high = min(timestamps), max(timestamps)
         if low < now_ms - MAX_AGE_MS or high > now_ms + MAX_AHEAD_MS:
             return False
         if kept:
@@ -151,10 +181,12 @@ class Batcher:
             return False
         if not kept and not batch.rejected:
             batch.first_added = now
-        kept += events
+        batch.begin_run(step.position)
+        kept += step.events
+        batch.ends += step.ends
         batch.nbytes += size
         batch.min_ts, batch.max_ts = low, high
-        batch.acks.update(zip(map(_position, events), map(_offset, events), strict=True))
+        batch.acks[step.position] = step.ends[-1]
         return True
 
     def seal(self) -> Batch | None:
@@ -164,7 +196,8 @@ class Batcher:
 
     def _seal(self, batch: Batch) -> Batch:
         self.current = Batch()
-        batch.events.sort(key=_timestamp)
+        batch.arrived = batch.events
+        batch.events = sorted(batch.arrived, key=_timestamp)
         return batch
 
     def pending_since(self) -> float | None:
@@ -173,7 +206,3 @@ class Batcher:
 
 
 _timestamp = attrgetter("timestamp")
-_size = attrgetter("size")
-_message = attrgetter("message")
-_position = attrgetter("position")
-_offset = attrgetter("offset")

@@ -67,15 +67,10 @@ _REJECTED_CODES = frozenset({"InvalidParameterException", "SerializationExceptio
 _EXPECTED_TOKEN = re.compile(r"sequenceToken(?: is)?:\s*(\S+)")
 
 
-class _LogEvent(msgspec.Struct, gc=False):
-    timestamp: int
-    message: str
-
-
 class _PutLogEventsBody(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
     log_group_name: str
     log_stream_name: str
-    log_events: list[_LogEvent]
+    log_events: list[Event]  # encoded as they are: an Event is a PutLogEvents event
     sequence_token: str | None = None
 
 
@@ -86,9 +81,8 @@ _BODY = "shipper_body"  # where the prebuilt body waits in botocore's request co
 def _put_body(group: str, stream: str, events: list[Event], token: str | None) -> bytes | None:
     """The PutLogEvents JSON body; None when msgspec cannot encode a message (a lone
     surrogate), which botocore's serializer then escapes as before."""
-    log_events = [_LogEvent(e.timestamp, e.message) for e in events]
     try:
-        return _encode_body(_PutLogEventsBody(group, stream, log_events, token))
+        return _encode_body(_PutLogEventsBody(group, stream, events, token))
     except UnicodeEncodeError:
         return None
 

@@ -43,7 +43,7 @@ from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
 from shipper.multiline import Assembler, assembler_for, whole_lines
 from shipper.parse import FormatParser, datefmt_pattern
-from shipper.records import Event, Line, Record
+from shipper.records import FileEvents, Line, Record
 from shipper.render import Renderer
 
 FINGERPRINT_BYTES = 512
@@ -468,7 +468,7 @@ class Follower:
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, cursor: Cursor, now_ms: int) -> list[Event] | None:
+    def read(self, cursor: Cursor, now_ms: int) -> FileEvents | None:
         """Read the next chunk of complete lines; None at the end of the file."""
         events = self._read(cursor, now_ms)
         if events is not None:
@@ -477,7 +477,7 @@ class Follower:
             cursor.quiet_since = time.monotonic()
         return events
 
-    def _read(self, cursor: Cursor, now_ms: int) -> list[Event] | None:
+    def _read(self, cursor: Cursor, now_ms: int) -> FileEvents | None:
         if cursor.fd is None:
             if cursor.read_offset >= cursor.size:
                 return None
@@ -630,23 +630,21 @@ class Follower:
         records.extend(cursor.assembler.feed(whole, now_ms))
         return records
 
-    def take_orphaned(self) -> list[Event]:
+    def take_orphaned(self) -> list[FileEvents]:
         """The last records of content generations that a truncation ended."""
-        events = []
-        for cursor in self.orphans:
-            events.extend(self.flush_quiet(cursor, 0.0))
+        events = [self.flush_quiet(cursor, 0.0) for cursor in self.orphans]
         self.orphans.clear()
-        return events
+        return [each for each in events if each]
 
-    def flush_quiet(self, cursor: Cursor, quiet_for: float) -> list[Event]:
+    def flush_quiet(self, cursor: Cursor, quiet_for: float) -> FileEvents:
         """The pending record of a file quiet for ``quiet_for`` seconds, as events."""
         assembler = cursor.assembler
         if assembler is None or assembler.pending is None:
-            return []
+            return FileEvents(cursor)
         if quiet_for > 0 and (
             cursor.quiet_since is None or time.monotonic() - cursor.quiet_since < quiet_for
         ):
-            return []  # not read to its end yet, or not quiet there for long enough
+            return FileEvents(cursor)  # not read to its end yet, or not quiet there long enough
         record = assembler.flush()
         return self.renderer.events([record] if record else [], cursor)
 

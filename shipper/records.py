@@ -1,13 +1,16 @@
 """The small records the pipeline stages hand each other.
 
-    lines of a file ──multiline──▶ Record | Line ──render──▶ Event ──batcher──▶ Batch
+    lines of a file ──multiline──▶ Record | Line ──render──▶ FileEvents ──batcher──▶ Batch
 
-An :class:`Event` keeps a reference to the :class:`Position` it came from, so that
-when CloudWatch accepts it the follower's delivered offset can move to its end.
+An :class:`Event` is what CloudWatch stores, nothing more.  The events of one read
+step of one file travel as :class:`FileEvents`, which says where each of them ends in
+the file, so that when CloudWatch accepts them the follower's delivered offset can
+move to that end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,18 +61,38 @@ def as_record(record: Record | Line) -> Record:
 
 
 class Event(msgspec.Struct, gc=False):
-    """One CloudWatch event, with what to acknowledge when it is stored.
+    """One CloudWatch event, laid out as PutLogEvents takes it: a request body encodes
+    a list of them as it is.
 
     A msgspec Struct: made in C (a third of a dataclass's cost, for every event), and
-    left out of the garbage collector's walks (an event refers to no container that
-    could lead back to it).
+    left out of the garbage collector's walks (it holds a number and a string).
     """
 
     timestamp: int
     message: str
-    size: int  # UTF-8 bytes of message + EVENT_OVERHEAD
-    position: Position
-    offset: int  # end of the record in its file
 
-    def where(self) -> str:
-        return f"{self.position.path}:{self.offset}"
+
+@dataclass(slots=True)
+class FileEvents:
+    """The events of one file read in one step, in file order, and for each its size
+    and where its record ends in the file.
+
+    Sizes and ends are lists beside the events rather than fields of each: the batcher
+    sums a step's sizes and acknowledges its last end at once, and the events go into
+    the request body as they are.
+    """
+
+    position: Position
+    events: list[Event] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # UTF-8 bytes of message + EVENT_OVERHEAD
+    ends: list[int] = field(default_factory=list)  # end offset of each event's record
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+
+def utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

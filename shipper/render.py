@@ -24,7 +24,17 @@ import msgspec
 
 from shipper import telemetry
 from shipper.mask import Masker
-from shipper.records import EVENT_OVERHEAD, Event, Fields, Line, Position, Record, as_record
+from shipper.records import (
+    EVENT_OVERHEAD,
+    Event,
+    Fields,
+    FileEvents,
+    Line,
+    Position,
+    Record,
+    as_record,
+    utf8_len,
+)
 
 MAX_EVENT_BYTES = 1_048_576
 MAX_MESSAGE_BYTES = MAX_EVENT_BYTES - EVENT_OVERHEAD
@@ -46,10 +56,6 @@ _OWN_KEYS = (
     "truncated",
     "original_bytes",
 )
-
-
-def utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class Renderer:
@@ -115,14 +121,14 @@ class Renderer:
         (and :meth:`keys_only_from_text` holds), so the per-event pre-check is skipped.
         """
         events = self.events([record], position, None if key_rules else 0)
-        return events[0] if events else None
+        return events.events[0] if events else None
 
     def events(
         self,
         records: Sequence[Record | Line],
         position: Position,
         key_rules_until: int | None = None,
-    ) -> list[Event]:
+    ) -> FileEvents:
         """The events of ``records`` (one file's, in order), masked together.
 
         Records from index ``key_rules_until`` on skip the key rules (None: all of them
@@ -146,7 +152,8 @@ class Renderer:
                 for index, record in enumerate(records)
             ]
             masked = self.masker.mask_all(texts)
-        events = []
+        events = FileEvents(position)
+        add_event, add_size, add_end = events.events.append, events.sizes.append, events.ends.append
         for record, message in zip(records, masked, strict=True):
             if not message:
                 continue  # an empty raw line carries nothing
@@ -158,7 +165,9 @@ class Renderer:
                 timestamp, end = record.timestamp, record.end
             else:
                 _, _, timestamp, end = record
-            events.append(Event(timestamp, message, size + EVENT_OVERHEAD, position, end))
+            add_event(Event(timestamp, message))
+            add_size(size + EVENT_OVERHEAD)
+            add_end(end)
         return events
 
     def _document(

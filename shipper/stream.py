@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 
 from shipper import telemetry
-from shipper.batcher import Batch, Batcher
+from shipper.batcher import Batch, Batcher, Refused
 from shipper.cloudwatch import LogsClient
 from shipper.cloudwatch_errors import (
     CloudWatchError,
@@ -30,7 +30,7 @@ from shipper.cloudwatch_errors import (
     ResourceNotFound,
     Retriable,
 )
-from shipper.records import EVENT_OVERHEAD, Event
+from shipper.records import Event, FileEvents, utf8_len
 from shipper.retry import Backoff
 
 # rejectedLogEventsInfo keys, and the reason each event they cover is counted under.
@@ -74,8 +74,8 @@ class Stream:
 
     # ------------------------------------------------------------------ producers
 
-    async def put(self, events: list[Event], now_ms: int | None = None) -> None:
-        """Batch ``events``; wait while the stream's backlog is full."""
+    async def put(self, events: FileEvents, now_ms: int | None = None) -> None:
+        """Batch one file's ``events``; wait while the stream's backlog is full."""
         if now_ms is None:
             now_ms = int(time.time() * 1000)
         now = time.monotonic()
@@ -205,19 +205,21 @@ class Stream:
                 break
             self.token = result.next_token or self.token
             refused = _rejected_by_service(batch, result.rejected)
-            rejected.extend(refused)
+            places = batch.where([event for _, event in refused])
+            rejected += [(why, place) for (why, _), place in zip(refused, places, strict=True)]
             telemetry.batch_delivered(
                 self.group,
                 self.name,
                 len(batch.events) - len(refused),
-                batch.message_bytes() - sum(e.size - EVENT_OVERHEAD for _, e in refused),
+                batch.message_bytes() - sum(utf8_len(e.message) for _, e in refused),
                 time.monotonic() - started,
             )
             break
         self.failing_since = None
         self._report_rejected(rejected)
         if refusal:
-            self._report_rejected([("invalid", e) for e in batch.events], refusal)
+            invalid = [("invalid", where) for where in batch.where(batch.events)]
+            self._report_rejected(invalid, refusal)
         self._acknowledge(batch)
 
     def _acknowledge(self, batch: Batch) -> None:
@@ -234,12 +236,12 @@ class Stream:
         await asyncio.sleep(delay)
         return pauses + 1
 
-    def _report_rejected(self, rejected: list[tuple[str, Event]], detail: str = "") -> None:
+    def _report_rejected(self, rejected: list[Refused], detail: str = "") -> None:
         by_reason: dict[str, list[str]] = {}
-        for reason, event in rejected:
-            by_reason.setdefault(reason, []).append(event.where())
-        for reason, where in by_reason.items():
-            telemetry.events_rejected(reason, len(where), self.group, self.name, where, detail)
+        for reason, place in rejected:
+            by_reason.setdefault(reason, []).append(place)
+        for reason, places in by_reason.items():
+            telemetry.events_rejected(reason, len(places), self.group, self.name, places, detail)
 
 
 def _rejected_by_service(batch: Batch, info: dict[str, int]) -> list[tuple[str, Event]]:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from shipper.batcher import MAX_AGE_MS, MAX_AHEAD_MS, MAX_SPAN_MS, Batch, Batcher, rejection
 from shipper.mask import Masker
-from shipper.records import EVENT_OVERHEAD, Event, Record
+from shipper.records import EVENT_OVERHEAD, Event, FileEvents, Record
 from shipper.render import MAX_EVENT_BYTES, Renderer
 from tests.support.strict_front import check_put
 
@@ -41,17 +41,34 @@ RAW = Renderer("app", "raw", Masker("off"), json_lines=False)
 
 def event(
     text: str, timestamp: int = NOW_MS, position: FilePosition | None = None, end: int = 0
-) -> Event:
-    made = RAW.event(Record(text, None, timestamp, end), position or FilePosition("a.log"))
-    assert made is not None
+) -> FileEvents:
+    """The event of one record, as the reader hands it over: a read step of one event."""
+    made = RAW.events([Record(text, None, timestamp, end)], position or FilePosition("a.log"))
+    assert len(made) == 1
     return made
 
 
-def feed(batcher: Batcher, events: list[Event], now_ms: int = NOW_MS) -> list[Batch]:
-    """Add every event, then seal: all the batches, in the order they were sealed."""
-    batches = [b for e in events if (b := batcher.add(e, now_ms, 0.0)) is not None]
+def step(position: FilePosition, events: list[tuple[int, str, int]]) -> FileEvents:
+    """A read step of ``position``'s (timestamp, message, end) events, sized as
+    CloudWatch counts them, whatever the batcher would say of them."""
+    return FileEvents(
+        position,
+        [Event(timestamp, message) for timestamp, message, _ in events],
+        [len(message.encode()) + EVENT_OVERHEAD for _, message, _ in events],
+        [end for _, _, end in events],
+    )
+
+
+def feed(batcher: Batcher, steps: list[FileEvents], now_ms: int = NOW_MS) -> list[Batch]:
+    """Add every step, then seal: all the batches, in the order they were sealed."""
+    batches = [b for each in steps for b in batcher.add_all(each, now_ms, 0.0)]
     last = batcher.seal()
     return [*batches, last] if last is not None else batches
+
+
+def ends(places: list[str]) -> list[int]:
+    """The offsets of ``path:offset`` places."""
+    return [int(place.rpartition(":")[2]) for place in places]
 
 
 def assert_valid(batches: list[Batch]) -> None:
@@ -103,8 +120,8 @@ class TestByteLimit:
         hangul = "한국어 로그 " * 10_000  # 70,000 characters, 190,000 bytes
         emoji = "📦" * 60_000  # 60,000 characters, 240,000 bytes
         events = [event(hangul if n % 2 else emoji, end=n) for n in range(12)]
-        assert events[0].size == 240_000 + EVENT_OVERHEAD
-        assert events[1].size == len(hangul.encode()) + EVENT_OVERHEAD
+        assert events[0].sizes == [240_000 + EVENT_OVERHEAD]
+        assert events[1].sizes == [len(hangul.encode()) + EVENT_OVERHEAD]
         batches = feed(Batcher(), events)
         assert len(batches) > 1
         assert all(b.nbytes <= 1_048_576 for b in batches)
@@ -135,6 +152,12 @@ class TestOrderAndSpan:
         at_first_time = [e.message for e in batch.events if e.timestamp == NOW_MS - 1000]
         assert at_first_time == ["old 0", "same time, later in file"]
         assert batch.acks == {old: 5000, new: 99_999}
+        # Reports still name where each event ended, in its own file.
+        messages = [e.message for e in batch.events]
+        places = dict(zip(messages, batch.where(batch.events), strict=True))
+        assert places["old 3"] == "app.log.20240101:400"
+        assert places["new 3"] == "app.log:320"
+        assert places["same time, later in file"] == "app.log:99999"
         assert_valid([batch])
 
     def test_a_batch_that_would_span_more_than_24_hours_is_split(self):
@@ -174,10 +197,7 @@ class TestRefusedEvents:
         ]
         (batch,) = feed(Batcher(), events)
         assert [e.message for e in batch.events] == ["fresh"]
-        assert [(reason, e.offset) for reason, e in batch.rejected] == [
-            ("too_old", 20),
-            ("too_new", 30),
-        ]
+        assert batch.rejected == [("too_old", "app.log:20"), ("too_new", "app.log:30")]
         assert batch.acks == {position: 30}
 
     def test_a_batch_of_only_refused_events_is_still_sealed_for_acknowledgement(self):
@@ -188,7 +208,7 @@ class TestRefusedEvents:
     def test_an_empty_message_is_never_sent(self):
         """The service refuses an empty message (and with it the whole call)."""
         position = FilePosition("app.log")
-        empty = Event(NOW_MS, "", EVENT_OVERHEAD, position, 5)
+        empty = step(position, [(NOW_MS, "", 5)])
         (batch,) = feed(Batcher(), [event("before", end=4, position=position), empty])
         assert [e.message for e in batch.events] == ["before"]
         assert [r for r, _ in batch.rejected] == ["empty"]
@@ -201,17 +221,15 @@ class TestRefusedEvents:
     def test_an_event_over_1_mb_is_truncated_by_the_renderer_and_says_so(self):
         """A 1.5 MB record becomes one event that fits the limit and is marked truncated."""
         big = event("é" * 750_000)  # 1,500,000 bytes
-        assert big.size <= MAX_EVENT_BYTES
-        assert big.message.endswith("…[truncated]")
+        assert big.sizes[0] <= MAX_EVENT_BYTES
+        assert big.events[0].message.endswith("…[truncated]")
         batches = feed(Batcher(), [event("small"), big, event("after")])
         assert sum(len(b.events) for b in batches) == 3
         assert_valid(batches)
 
     def test_an_event_over_1_mb_that_reaches_the_batcher_is_refused_not_sent(self):
         """Defence in depth: one oversized event would fail the whole call."""
-        huge = Event(
-            NOW_MS, "h" * MAX_EVENT_BYTES, MAX_EVENT_BYTES + EVENT_OVERHEAD, FilePosition("a"), 9
-        )
+        huge = step(FilePosition("a"), [(NOW_MS, "h" * MAX_EVENT_BYTES, 9)])
         (batch,) = feed(Batcher(), [event("ok"), huge])
         assert [e.message for e in batch.events] == ["ok"]
         assert [r for r, _ in batch.rejected] == ["too_large"]
@@ -221,32 +239,36 @@ class TestTiming:
     def test_pending_since_is_when_the_oldest_unsealed_event_came(self):
         batcher = Batcher()
         assert batcher.pending_since() is None
-        batcher.add(event("a"), NOW_MS, 12.5)
-        batcher.add(event("b"), NOW_MS, 13.0)
+        batcher.add_all(event("a"), NOW_MS, 12.5)
+        batcher.add_all(event("b"), NOW_MS, 13.0)
         assert batcher.pending_since() == 12.5
         batcher.seal()
         assert batcher.pending_since() is None
 
 
-def _greedy(events: list[Event], now_ms: int, max_events: int, max_bytes: int) -> list[Any]:
-    """The batching rules written plainly: an event starts a new batch when adding it
-    would break the count, the bytes or the 24-hour span; refused events ride along."""
-    batches: list[tuple[list[Event], list[Event]]] = [([], [])]
+def _greedy(
+    events: list[tuple[int, str, int, int]], now_ms: int, max_events: int, max_bytes: int
+) -> list[Any]:
+    """The batching rules written plainly, over (timestamp, message, size, end) events: an
+    event starts a new batch when adding it would break the count, the bytes or the
+    24-hour span; refused events ride along."""
+    batches: list[tuple[list[Any], list[Any]]] = [([], [])]
     for e in events:
+        timestamp, message, size, _ = e
         kept, refused = batches[-1]
-        if rejection(e, now_ms) is not None:
+        if rejection(timestamp, message, size, now_ms) is not None:
             refused.append(e)
             continue
-        times = [k.timestamp for k in kept] + [e.timestamp]
+        times = [k[0] for k in kept] + [timestamp]
         if kept and (
             len(kept) >= max_events
-            or sum(k.size for k in kept) + e.size > max_bytes
+            or sum(k[2] for k in kept) + size > max_bytes
             or max(times) - min(times) > MAX_SPAN_MS
         ):
             batches.append(([], []))
         batches[-1][0].append(e)
     return [
-        (sorted(k.offset for k in kept), [r.offset for r in refused])
+        (sorted(k[3] for k in kept), [r[3] for r in refused])
         for kept, refused in batches
         if kept or refused
     ]
@@ -279,31 +301,39 @@ class TestAgainstThePlainRules:
     ) -> None:
         """However a file's events arrive in chunks, the batches are the ones the rules
         give one event at a time: same events, same refusals, same acknowledgements."""
-        position = FilePosition("a.log")
+        files = [FilePosition("a.log"), FilePosition("b.log")]  # chunks alternate between them
         made = [
-            Event(NOW_MS + shift, "m" * length, length + EVENT_OVERHEAD, position, n)
+            (NOW_MS + shift, "m" * length, length + EVENT_OVERHEAD, n)
             for n, (shift, length) in enumerate(events)
         ]
         batcher = Batcher(max_events, max_bytes)
         batches: list[Batch] = []
         bounds = [0, *sorted(c for c in cuts if c <= len(made)), len(made)]
         added_at = {}  # offset -> the monotonic time of the call that added it
+        file_of = {}  # offset -> the file it was read from
         for call, (low, high) in enumerate(itertools.pairwise(bounds), start=1):
-            batches += batcher.add_all(made[low:high], NOW_MS, float(call))
+            position = files[call % 2]
+            chunk = step(position, [(t, m, n) for t, m, _, n in made[low:high]])
+            batches += batcher.add_all(chunk, NOW_MS, float(call))
             added_at.update((n, float(call)) for n in range(low, high))
+            file_of.update((n, position) for n in range(low, high))
         last = batcher.seal()
         batches += [last] if last is not None else []
         seen = [
-            (sorted(e.offset for e in b.events), [e.offset for _, e in b.rejected]) for b in batches
+            (sorted(ends(b.where(b.events))), ends([place for _, place in b.rejected]))
+            for b in batches
         ]
         assert seen == _greedy(made, NOW_MS, max_events, max_bytes)
-        for batch in batches:
-            first = min([e.offset for e in batch.events] + [e.offset for _, e in batch.rejected])
-            assert batch.first_added == added_at[first]  # how long it has been waiting
-            assert batch.nbytes == sum(e.size for e in batch.events)
-            assert batch.acks[position] == max(
-                [e.offset for e in batch.events] + [e.offset for _, e in batch.rejected]
+        for batch, (kept, refused) in zip(batches, seen, strict=True):
+            assert sorted(batch.where(batch.events)) == sorted(
+                f"{file_of[n].path}:{n}" for n in kept
             )
+            assert batch.first_added == added_at[min(kept + refused)]  # how long it has waited
+            assert batch.nbytes == sum(made[n][2] for n in kept)
+            assert batch.acks == {
+                position: max(n for n in kept + refused if file_of[n] is position)
+                for position in {file_of[n] for n in kept + refused}
+            }
             if batch.events:
                 times = [e.timestamp for e in batch.events]
                 assert times == sorted(times)

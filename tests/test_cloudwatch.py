@@ -26,23 +26,15 @@ from shipper.cloudwatch_errors import (
     Retriable,
 )
 from shipper.config import CloudWatchConfig
-from shipper.records import EVENT_OVERHEAD, Event
+from shipper.records import Event
 from tests.support.strict_front import StrictFront
 
 SEED = "49590338271490256608559692538361571095921575989136588898"
 
 
-class Nowhere:
-    category = "app"
-    path = "app.log"
-
-    def delivered(self, offset: int) -> None:
-        pass
-
-
 def events(*messages: str) -> list[Event]:
     now = int(time.time() * 1000)
-    return [Event(now, m, len(m) + EVENT_OVERHEAD, Nowhere(), 0) for m in messages]
+    return [Event(now, m) for m in messages]
 
 
 def with_client(

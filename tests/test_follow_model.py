@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from shipper.config import SourceConfig
 from shipper.follow import Follower
 from shipper.mask import Masker
+from shipper.records import FileEvents
 from shipper.render import Renderer
 
 LIVE = "app.log"
@@ -166,21 +168,22 @@ class FollowModel(RuleBasedStateMachine):
             for cursor in cursors:
                 while (events := follower.read(cursor, 0)) is not None:
                     progressed = True
-                    self._deliver(events)
+                    self._deliver([events])
             if not progressed:
                 break
         self.looked_at = set(self.files)
         if not quiet:
             return  # each file's last record may still wait for continuation lines
         for cursor in list(follower.cursors.values()):
-            self._deliver(follower.flush_quiet(cursor, 0.0))
+            self._deliver([follower.flush_quiet(cursor, 0.0)])
         expected = sorted(n for n in self.written if n not in self.excused)
         assert sorted(set(self.delivered) - self.excused) == expected, self._explain(expected)
 
-    def _deliver(self, events: list) -> None:  # type: ignore[type-arg]
-        for event in events:
-            self.delivered.append(json.loads(event.message)["n"])
-            event.position.delivered(event.offset)
+    def _deliver(self, steps: Iterable[FileEvents]) -> None:
+        for step in steps:
+            for event, end in zip(step.events, step.ends, strict=True):
+                self.delivered.append(json.loads(event.message)["n"])
+                step.position.delivered(end)
 
     # ------------------------------------------------------------------ checks
 

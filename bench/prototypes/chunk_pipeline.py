@@ -141,7 +141,9 @@ def shipper_events(
             events = follower.flush_quiet(cursor, 0.0)
             if not events:
                 break
-        found.extend((e.timestamp, e.message, e.size) for e in events)
+        found.extend(
+            (e.timestamp, e.message, size) for e, size in zip(events, events.sizes, strict=True)
+        )
     return found
 
 

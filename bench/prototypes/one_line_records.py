@@ -72,7 +72,7 @@ def main() -> None:
                 if pending is not None:
                     records.append(pending)
                 pending = assembler._new_record(match.group(), fields, timestamp, end + 1, 0)
-            events = [Event(r.timestamp, r.text, len(r.text) + 26, cursor, r.end) for r in records]
+            events = [Event(r.timestamp, r.text) for r in records]
             count += len(events) + 1
         return count
 
@@ -92,7 +92,7 @@ def main() -> None:
                 timestamp = read_time(match["asctime"])
                 if pending is not None:
                     events.append(pending)
-                pending = Event(timestamp, line, len(line) + 26, cursor, end + 1)
+                pending = Event(timestamp, line)
             count += len(events) + 1
         return count
 

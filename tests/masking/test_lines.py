@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from shipper.mask import Masker
 from shipper.records import Line, Record
 from shipper.render import Renderer
+from tests.support.events import Seen, seen
 
 T = 1_700_000_000_000
 MASKERS = {
@@ -46,9 +47,8 @@ class _Where:
         pass
 
 
-def _seen(renderer: Renderer, records: list[Record | Line], key_rules: bool) -> list[Any]:
-    events = renderer.events(records, _Where(), None if key_rules else 0)
-    return [(e.timestamp, e.message, e.size, e.offset) for e in events]
+def _seen(renderer: Renderer, records: list[Record | Line], key_rules: bool) -> list[Seen]:
+    return seen([renderer.events(records, _Where(), None if key_rules else 0)])
 
 
 @given(

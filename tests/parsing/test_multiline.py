@@ -232,12 +232,13 @@ class TestQuietFile:
         events = follower.read(cursor, 0) or []
         assert len(events) == 1  # "first"; the traceback's record may still grow
         assert follower.read(cursor, 0) is None  # at the end of the file
-        assert follower.flush_quiet(cursor, MULTILINE_WAIT) == []
+        assert len(follower.flush_quiet(cursor, MULTILINE_WAIT)) == 0
         time.sleep(MULTILINE_WAIT + 0.1)
-        (last,) = follower.flush_quiet(cursor, MULTILINE_WAIT)
+        quiet = follower.flush_quiet(cursor, MULTILINE_WAIT)
         follower.close()
+        (last,) = quiet.events
         assert "The above exception was the direct cause" in last.message
-        assert last.offset == log_path.stat().st_size
+        assert quiet.ends == [log_path.stat().st_size]
 
     def test_a_record_across_read_steps_is_not_cut_while_the_reader_waits(self, tmp_path):
         """Time the reader spends waiting for a full stream (CloudWatch slow) is not quiet
@@ -257,14 +258,14 @@ class TestQuietFile:
         source = SourceConfig(category="app", path=log_path, format=APP_FORMAT)
         follower = Follower(source, None, Renderer("app", "json", Masker(), False), time.time())
         (cursor,) = follower.scan()
-        events = follower.read(cursor, 0) or []
+        events = list(follower.read(cursor, 0) or [])
         with log_path.open("rb") as f:
             f.seek(cursor.read_offset)
             rest = f.read(64)
         assert cursor.pending_record()
         assert not rest.startswith(b"[")  # the pending record continues past this chunk
         time.sleep(MULTILINE_WAIT + 0.1)  # as if put() had waited for room this long
-        assert follower.flush_quiet(cursor, MULTILINE_WAIT) == []
+        assert len(follower.flush_quiet(cursor, MULTILINE_WAIT)) == 0
         while (more := follower.read(cursor, 0)) is not None:
             events += more
         events += follower.flush_quiet(cursor, 0.0)
