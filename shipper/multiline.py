@@ -126,6 +126,7 @@ class Assembler:
         done: list[Record | Line] = []
         regex = parser.line_regex
         parse_match = parser.parse_match
+        spans_lines = parser.spans_lines
         position = 0  # where the text not yet fed starts
         size = len(text)
         line: Line | None = None  # the last record started, while it is one line
@@ -136,7 +137,7 @@ class Assembler:
             if (
                 begin != position
                 or self._state
-                or text.find("\n", begin, end) != -1  # the pattern crossed a line end
+                or (spans_lines and text.find("\n", begin, end) != -1)  # crossed a line end
                 or text.endswith(_TRACEBACK_HEAD, begin, end)
             ):
                 if line is not None:

@@ -418,6 +418,11 @@ class FormatParser:
         # The same pattern for a text of many lines: each match is a whole line that
         # starts a record (``finditer`` over a chunk finds them in one pass).
         self.line_regex = re.compile(f"^(?:{pattern})$", re.MULTILINE)
+        # Whether such a match may run on across a line end: only through a newline in
+        # the format's text or a value pattern that takes one (\s, \D, \W, a negated
+        # set).  Read conservatively from the pattern; the LogRecord attributes' patterns
+        # never take one, so for most formats a match is one line without looking.
+        self.spans_lines = re.search(r"\n|\\[sDW]|\[\^", pattern) is not None
         # Every group is named, so match.groups() gives the values in this order.
         names = tuple(self._regex.groupindex)
         assert self._regex.groups == len(names)

@@ -155,3 +155,36 @@ def test_presets(preset: str, data: st.DataObject) -> None:
     lines = data.draw(st.lists(st.sampled_from(_PRESET_LINES[preset]), min_size=1, max_size=30))
     cuts = data.draw(st.lists(st.integers(0, 30), max_size=4))
     same_records("".join(line + "\n" for line in lines), preset, cuts, max_lines=6)
+
+
+# A format whose text holds a newline: a match of its pattern over a chunk runs across
+# a line end, and the line-by-line reading (which never matches it) must win.
+_TWO_LINE_FORMAT = "[%(levelname)s] %(asctime)s\n%(message)s"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "[INFO] 2024-01-02 03:04:05,123",
+                "[ERROR] 2024-01-02 03:04:06,000",
+                "payment failed",
+                "Traceback (most recent call last):",
+                "ZeroDivisionError: division by zero",
+            ]
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.lists(st.integers(0, 30), max_size=4),
+)
+def test_a_format_written_over_two_lines(lines: list[str], cuts: list[int]) -> None:
+    assert build_parser(_TWO_LINE_FORMAT, None, "UTC").spans_lines  # type: ignore[union-attr]
+    same_records("".join(line + "\n" for line in lines), _TWO_LINE_FORMAT, cuts, max_lines=6)
+
+
+def test_the_usual_formats_are_one_line_a_match() -> None:
+    """The formats apps write are read without looking for line ends inside a match."""
+    for fmt in (APP_FORMAT, MESSAGE_ONLY, "gunicorn_access", "uvicorn_access"):
+        assert not build_parser(fmt, None, "UTC").spans_lines  # type: ignore[union-attr]
