@@ -54,6 +54,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bench.generate import DATEFMT, FORMAT, ZONE, ensure
+from bench.reference import reference_seconds
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -527,6 +528,8 @@ def main() -> None:
         f"{meta['bytes'] / 1e6:.0f} MB; {os.cpu_count()} cores; runs: {args.repeat}",
         flush=True,
     )
+    speed = "machine speed: reference workload {} CPU-s"
+    print(speed.format(summary(reference_seconds(), "{:.2f}")), flush=True)
     results: dict[str, dict[str, list[float]]] = {}
     for name in only:
         if name in ("full", "raw", "raw+keys"):
@@ -550,6 +553,7 @@ def main() -> None:
             runs = repeat(args.repeat, import_time)
         results[name] = runs
         report(name, runs)
+    print(speed.format(summary(reference_seconds(), "{:.2f}")) + " after (lower is faster)")
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"(all children: {children.ru_utime + children.ru_stime:.1f} CPU-s)")
     if args.json:
