@@ -243,3 +243,58 @@ class TestMetricsFromLogs:
         assert metrics.total("Errors", Category="app") == sum(app.exceptions.values())
         assert metrics.total("Exceptions", Category="access") == 0
         assert "someone@example.com" not in "\n".join(messages)  # promise 4
+
+
+class TestOpenIntervals:
+    def write_live(self, path: Path, count: int, offset: int) -> None:
+        clock = Clock()
+        log = logger_for(path, PRESETS["uvicorn_access"].fmt, None, clock)
+        for n in range(count):
+            clock.at = time.time()
+            log.info(
+                "request",
+                extra={
+                    "request_id": f"req-{offset + n}",
+                    "status_code": 200,
+                    "request_time": "0.010",
+                    "client_addr": "10.0.0.1:5000",
+                    "request_line": f"GET /live/{offset + n} HTTP/1.1",
+                },
+            )
+        for handler in log.handlers:
+            handler.close()
+
+    def test_graceful_stop_emits_open_intervals_and_a_crash_loses_only_them(
+        self, tmp_path: Path, moto: MotoServer, make_config: Any, group_prefix: str
+    ) -> None:
+        """An hour still open is emitted at SIGTERM, and a restart's emission of the same
+        hour adds to it (CloudWatch sums); after SIGKILL the open hour's metrics are
+        lost, never its log lines."""
+        left = 3600 - time.time() % 3600
+        if left < 90:  # the hour must stay open through the test's three runs
+            time.sleep(left + 1)
+        path = tmp_path / "logs" / "access" / "access.log"
+        metrics_group = f"{group_prefix}/metrics"
+        config = make_config(
+            [{"category": "access", "path": str(path), "format": "uvicorn_access", "requests": {}}],
+            metrics={"namespace": "ShipperTest", "log_group": metrics_group, "interval": 3600},
+        )
+        group = f"{group_prefix}/access"
+
+        def requests() -> float:
+            messages = [event["message"] for event in moto.events(metrics_group)]
+            return add_up(messages).total("Requests", Category="access", Route="GET /live/{id}")
+
+        def run(count: int, offset: int, stop: Any) -> None:
+            self.write_live(path, count, offset)
+            with ShipperProcess(config) as shipper:
+                wait_until(lambda: len(moto.events(group)) >= offset + count, timeout=30)
+                stop(shipper)
+
+        run(30, 0, lambda shipper: shipper.stop())
+        assert requests() == 30  # the open hour, emitted at the stop
+        run(20, 30, lambda shipper: shipper.stop())
+        assert requests() == 50  # the same hour again: the two add up
+        run(10, 50, lambda shipper: shipper.kill())
+        assert len(moto.events(group)) == 60  # every line arrived
+        assert requests() == 50  # the killed run's open hour was lost
