@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
 from shipper import emf
-from shipper.config import MaskingConfig, MaskRule, RequestsConfig
+from shipper.config import ConfigError, MaskingConfig, MaskRule, RequestsConfig, parse
 from shipper.mask import masker_for
 from shipper.records import Record
 from tests.support.emf_spec import add_up, check_emf, percentile, true_percentile
@@ -236,3 +237,51 @@ class TestDocuments:
         metrics = add_up(messages(events))
         assert metrics.namespaces == {"MyApp"}
         assert metrics.total("Requests", Category="access") == 3000
+
+
+class TestConfig:
+    """The metrics keys load with their documented defaults, and a mistake is loud
+    (promise 7: key path, value, what was expected)."""
+
+    SOURCE = (
+        "sources:\n  - category: access\n    path: logs/access.log\n    format: uvicorn_access\n"
+    )
+
+    def problems(self, text: str) -> list[str]:
+        with pytest.raises(ConfigError) as caught:
+            parse(text, Path("/tmp"))
+        return caught.value.problems
+
+    def test_defaults_and_requests(self):
+        loaded = parse(self.SOURCE + "    requests: {duration_unit: ms}\nmetrics:\n"
+                       "  namespace: MyApp\n", Path("/tmp"))  # fmt: skip
+        assert loaded.metrics.interval == 60
+        assert loaded.metrics.log_group == "/shipper/metrics"
+        assert loaded.metrics.max_routes == 200
+        assert loaded.sources[0].requests == RequestsConfig(duration_unit="ms")
+        assert parse(self.SOURCE, Path("/tmp")).metrics.namespace is None  # metrics off
+
+    def test_requests_without_a_namespace(self):
+        (problem,) = self.problems(self.SOURCE + "    requests: {}\n")
+        assert problem.startswith("sources[0].requests:")
+        assert "metrics.namespace" in problem
+
+    def test_requests_with_raw_output(self):
+        text = self.SOURCE + "    output: raw\n    requests: {}\nmetrics: {namespace: A}\n"
+        (problem,) = self.problems(text)
+        assert problem.startswith("sources[0].requests:")
+        assert "output json" in problem
+
+    @pytest.mark.parametrize(
+        ("key", "value"),
+        [("namespace", "AWS/Lambda"), ("namespace", '"bad{ns}"'), ("interval", 0),
+         ("log_group", '"no spaces allowed"'), ("max_routes", 0)],
+    )  # fmt: skip
+    def test_bad_values(self, key, value):
+        (problem,) = self.problems(self.SOURCE + f"metrics:\n  {key}: {value}\n")
+        assert problem.startswith(f"metrics.{key}:")
+
+    def test_bad_duration_unit(self):
+        text = self.SOURCE + "    requests: {duration_unit: us}\nmetrics: {namespace: A}\n"
+        (problem,) = self.problems(text)
+        assert problem.startswith("sources[0].requests.duration_unit: 'us'")
