@@ -66,8 +66,14 @@ TRACEBACK_KEYS = ("exc_info", "exception", "stack_trace", "traceback")
 _HTTP_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
 )
-_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
-_LONG_HEX = re.compile(r"[0-9a-fA-F]{16,}")
+# A whole path segment (between slashes, or the path's ends) that identifies something:
+# digits, a UUID, long hex, or anything holding an @ (written or %40-encoded).
+_ID_SEGMENTS = re.compile(
+    r"(?<![^/])"
+    r"(?:[0-9]+|[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}|[0-9a-fA-F]{16,}"
+    r"|[^/]*(?:@|%40)[^/]*)"
+    r"(?![^/])"
+)
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*(ms|s)?\s*")
 _EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)(?::|$)")
 _TRACEBACK_HEAD = "Traceback (most recent call last):"
@@ -79,19 +85,8 @@ _TRACEBACK_HEAD = "Traceback (most recent call last):"
 def template_path(path: str) -> str:
     """``path`` with its query dropped and its identifying segments (digits, UUIDs,
     long hex, anything holding an ``@``) replaced by ``{id}``."""
-    path = path.split("?", 1)[0].split("#", 1)[0]
-    segments = []
-    for segment in path.split("/"):
-        if segment and (
-            segment.isdigit()
-            or "@" in segment
-            or "%40" in segment
-            or _UUID.fullmatch(segment)
-            or _LONG_HEX.fullmatch(segment)
-        ):
-            segment = ID_SEGMENT
-        segments.append(segment)
-    return "/".join(segments) or "/"
+    path = path.partition("?")[0].partition("#")[0]
+    return _ID_SEGMENTS.sub(ID_SEGMENT, path) or "/"
 
 
 def route_of(target: str, method: str | None = None) -> str:
