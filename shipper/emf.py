@@ -370,9 +370,10 @@ class Aggregator:
                 "Errors4xx": each.errors_4xx,
                 "Errors5xx": each.errors_5xx,
             }
+            # At most MAX_VALUES latency values an event: the first carries the counts too.
             values = sorted(each.latency.items())
             chunks = [values[i : i + MAX_VALUES] for i in range(0, len(values), MAX_VALUES)]
-            out.append(self._document(start_ms, sets, dims, counts, _latency(chunks[:1])))
+            out.append(self._document(start_ms, sets, dims, counts, _latency(chunks[0:1])))
             for chunk in chunks[1:]:
                 out.append(self._document(start_ms, sets, dims, {}, _latency([chunk])))
         return out
@@ -403,10 +404,12 @@ class Aggregator:
 
 
 def _latency(chunks: list[list[tuple[float, int]]]) -> dict[str, Any]:
-    if not chunks or not chunks[0]:
+    """The ``Latency`` member of an event carrying the first of ``chunks`` (none: {}),
+    in EMF's values-with-counts form."""
+    if not chunks:
         return {}
-    (chunk,) = chunks
-    return {"Latency": {"Values": [v for v, _ in chunk], "Counts": [c for _, c in chunk]}}
+    values, counts = zip(*chunks[0], strict=True)
+    return {"Latency": {"Values": list(values), "Counts": list(counts)}}
 
 
 # --------------------------------------------------------------------------- shipping
