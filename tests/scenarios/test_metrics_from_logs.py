@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+import signal
 import time
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from shipper.parse import PRESETS
 from tests.support.cloudwatch import MotoServer
@@ -298,3 +301,37 @@ class TestOpenIntervals:
         run(10, 50, lambda shipper: shipper.kill())
         assert len(moto.events(group)) == 60  # every line arrived
         assert requests() == 50  # the killed run's open hour was lost
+
+    def test_a_reload_keeps_the_metrics_stream_and_counts_each_request_once(
+        self, tmp_path: Path, moto: MotoServer, make_config: Any, group_prefix: str
+    ) -> None:
+        """A source changed by SIGHUP restarts; its category's metrics go on in the same
+        stream, and what was read before the reload is not counted again."""
+        left = 3600 - time.time() % 3600
+        if left < 90:
+            time.sleep(left + 1)
+        path = tmp_path / "logs" / "access" / "access.log"
+        metrics_group = f"{group_prefix}/metrics"
+        access = {"category": "access", "path": str(path), "format": "uvicorn_access"}
+        config = make_config(
+            [{**access, "requests": {}}],
+            metrics={"namespace": "ShipperTest", "log_group": metrics_group, "interval": 3600},
+        )
+        group = f"{group_prefix}/access"
+        with ShipperProcess(config) as shipper:
+            self.write_live(path, 25, 0)
+            wait_until(lambda: len(moto.events(group)) >= 25, timeout=30)
+            document = yaml.safe_load(config.read_text())
+            document["sources"] = [{**access, "requests": {"duration_unit": "s"}}]
+            config.write_text(yaml.safe_dump(document, sort_keys=False))
+            seen = len(shipper.find("config.reloaded"))
+            shipper.proc.send_signal(signal.SIGHUP)
+            event = wait_until(lambda: shipper.find("config.reloaded")[seen:], timeout=20)[0]
+            assert event["changed"] == [str(path)]
+            self.write_live(path, 15, 25)
+            wait_until(lambda: len(moto.events(group)) >= 40, timeout=30)
+            assert shipper.stop() == 0
+        messages = [event["message"] for event in moto.events(metrics_group)]
+        metrics = add_up(messages)
+        assert metrics.total("Requests", Category="access", Route="GET /live/{id}") == 40
+        assert len(moto.streams(metrics_group)) == 1
