@@ -52,6 +52,8 @@ _LOG_GAMMA = math.log(_GAMMA)
 # file's records of it have been read (a record waits at most a moment for its lines).
 CLOSE_GRACE_MS = 10_000
 OTHER_ROUTE = "other"
+# EMF: a dimension value holds at most this many characters.
+MAX_DIMENSION_CHARS = 1024
 ID_SEGMENT = "{id}"
 
 # Where a record's request facts are looked for when the source does not name them.
@@ -396,7 +398,7 @@ class Aggregator:
                     {"Namespace": self.namespace, "Dimensions": dimension_sets, "Metrics": metrics}
                 ],
             },
-            **dimensions,
+            **{name: value[:MAX_DIMENSION_CHARS] for name, value in dimensions.items()},
             **counts,
             **latency,
         }

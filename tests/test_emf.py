@@ -238,6 +238,12 @@ class TestDocuments:
         assert metrics.namespaces == {"MyApp"}
         assert metrics.total("Requests", Category="access") == 3000
 
+    def test_a_long_route_stays_a_valid_dimension_value(self):
+        agg = aggregator()
+        request(agg, "GET /" + "x" * 3000 + " HTTP/1.1", 200, 0.1, T0)
+        (event,) = [e for e in agg.drain() if "Route" in e.message]
+        assert len(check_emf(event.message)["Route"]) == emf.MAX_DIMENSION_CHARS
+
 
 class TestConfig:
     """The metrics keys load with their documented defaults, and a mistake is loud
