@@ -8,7 +8,8 @@
 3. runs ``shipper run`` as a separate process, pointed at that API, and shows its
    progress from its own /metrics;
 4. when everything written has arrived, stops the shipper with SIGTERM and prints
-   what arrived per log group and a sample of the (masked) events.
+   what arrived per log group, a sample of the (masked) events, and the metrics the
+   shipper made from the logs (EMF events in ``/demo-metrics``).
 
 Every process it starts is stopped before it exits, whatever happens.
 """
@@ -44,6 +45,7 @@ CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 DELIVERY_WAIT = 30.0
+METRICS_GROUP = "/demo-metrics"
 
 
 def say(text: str = "") -> None:
@@ -99,6 +101,7 @@ def write_config(work: Path, endpoint: str) -> Path:
                 "format": APP_FORMAT,
                 "datefmt": APP_DATEFMT,
                 "timezone": ZONE,
+                "requests": {"duration_unit": "ms"},  # its JSON request summaries
             },
             {
                 "category": "db",
@@ -109,6 +112,7 @@ def write_config(work: Path, endpoint: str) -> Path:
         ],
         "masking": {"email": "partial"},
         "health": {"listen": "127.0.0.1:0"},
+        "metrics": {"namespace": "Demo", "log_group": METRICS_GROUP},
     }
     path = work / "shipper.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -256,6 +260,45 @@ def report(endpoint: str, written: dict[str, Any]) -> int:
     return problems
 
 
+def report_metrics(endpoint: str) -> None:
+    """Print what the EMF events in METRICS_GROUP add up to, as CloudWatch sums them."""
+    routes: dict[str, dict[str, Any]] = {}
+    others: dict[tuple[str, str], float] = {}
+    events = cloudwatch_events(endpoint, METRICS_GROUP)
+    for event in events:
+        document = json.loads(event["message"])
+        route = document.get("Route")
+        if route is not None:
+            each = routes.setdefault(route, {"Requests": 0, "Errors5xx": 0, "Latency": {}})
+            each["Requests"] += document.get("Requests", 0)
+            each["Errors5xx"] += document.get("Errors5xx", 0)
+            latency = document.get("Latency", {"Values": [], "Counts": []})
+            for value, count in zip(latency["Values"], latency["Counts"], strict=True):
+                each["Latency"][value] = each["Latency"].get(value, 0) + count
+        for name in ("Exceptions", "Errors", "Warnings"):
+            if name in document:
+                kind = document.get("Exception")
+                key = (document["Category"], f"{name} {kind}" if kind else name)
+                others[key] = others.get(key, 0) + document[name]
+    say(f"\nMetrics made from the logs ({len(events)} EMF events in {METRICS_GROUP}):\n")
+    say(f"  {'route':<22} {'requests':>8} {'5xx':>5} {'p50 ms':>7} {'p99 ms':>7}")
+    for route, each in sorted(routes.items()):
+        p50, p99 = (_quantile(each["Latency"], q) for q in (0.5, 0.99))
+        say(f"  {route:<22} {each['Requests']:>8} {each['Errors5xx']:>5} {p50:>7.1f} {p99:>7.1f}")
+    for (category, name), count in sorted(others.items()):
+        say(f"  {category}: {name} {count:g}")
+
+
+def _quantile(counts: dict[float, int], q: float) -> float:
+    total = sum(counts.values())
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= q * total:
+            return value
+    return 0.0
+
+
 def run(seconds: float, work: Path) -> int:
     env = {**os.environ, **CREDENTIALS, "PYTHONUNBUFFERED": "1"}
     root = Path(__file__).resolve().parent.parent
@@ -311,6 +354,7 @@ def run(seconds: float, work: Path) -> int:
             say(f"\n  4. shipper stopped by SIGTERM: exit code {code}, "
                 f"clean={stopped[0]['clean'] if stopped else '?'}")  # fmt: skip
         problems = report(endpoint, read_status(status_path))
+        report_metrics(endpoint)
     if code != 0 or problems:
         say("\ndemo: FAILED — see the logs in " + str(work))
         return 1

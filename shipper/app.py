@@ -24,9 +24,10 @@ import gc
 import signal
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from shipper import __version__, identity, logs, metrics, telemetry
+from shipper import __version__, emf, identity, logs, metrics, telemetry
 from shipper.batcher import Batcher
 from shipper.checkpoints import CheckpointStore, SourceCheckpoint, State
 from shipper.cloudwatch import LogsClient
@@ -41,7 +42,7 @@ from shipper.stream import Stream
 from shipper.watcher import Watcher
 
 # Config sections a reload cannot apply to a running process: they keep their values.
-RESTART_ONLY = ("state_dir", "cloudwatch", "batch", "masking", "health")
+RESTART_ONLY = ("state_dir", "cloudwatch", "batch", "masking", "health", "metrics")
 # How long a reload waits for a restarted source's events to be delivered before
 # reading it again (so they are neither sent twice nor overtaken).
 RELOAD_DRAIN_WAIT = 5.0
@@ -49,6 +50,8 @@ RELOAD_DRAIN_WAIT = 5.0
 # it looks at the folder (a listdir and a stat per file) at most this often rather
 # than after every chunk; a change the watcher reports is looked at at once.
 SCAN_WHILE_READING = 0.25
+# How often complete metric intervals are looked for and emitted (seconds).
+METRICS_EVERY = 5.0
 
 
 async def placeholder_values(config: Config) -> dict[str, str]:
@@ -81,6 +84,15 @@ class Reader:
     wake: asyncio.Event
 
 
+@dataclass
+class MetricsOutput:
+    """One category's metrics and the stream its EMF events go to."""
+
+    aggregator: emf.Aggregator
+    stream: Stream
+    position: emf.MetricsPosition
+
+
 class Shipper:
     """Runs the pipeline for one configuration until asked to stop."""
 
@@ -109,6 +121,7 @@ class Shipper:
         self.delivered = asyncio.Event()  # set after each delivery; reloads wait on it
         self.crashed: BaseException | None = None  # a task's unexpected error ends the run
         self._lag_paths: dict[str, set[str]] = {}  # per source: paths with a lag gauge
+        self.metrics_outputs: dict[str, MetricsOutput] = {}  # per category
 
     # ------------------------------------------------------------------ startup
 
@@ -145,6 +158,7 @@ class Shipper:
             stream = self._new_stream(group, name)
         state = State(sources={source_key(source): saved}) if saved else State()
         reader = Reader(build_follower(source, state, self.masker, now), stream, asyncio.Event())
+        self._observe(source, name, reader.follower.renderer)
         assert self.watcher is not None
         self.watcher.add(source.path.parent, reader.wake)
         self.readers.append(reader)
@@ -170,6 +184,46 @@ class Shipper:
             self._start_sender(stream)
         return stream
 
+    def _observe(self, source: SourceConfig, stream_name: str, renderer: Renderer) -> None:
+        """Feed the records of ``source`` to its category's metrics, when they are on."""
+        settings = self.config.metrics
+        if settings.namespace is None:
+            return
+        output = self.metrics_outputs.get(source.category)
+        if output is None:
+            key = (settings.log_group, stream_name)
+            stream = self.streams.get(key) or self._new_stream(*key)
+            aggregator = emf.Aggregator(
+                settings.namespace,
+                source.category,
+                settings.interval,
+                settings.max_routes,
+                self.masker.mask,
+            )
+            output = MetricsOutput(aggregator, stream, emf.MetricsPosition(source.category))
+            self.metrics_outputs[source.category] = output
+        renderer.observer = partial(output.aggregator.observe, requests=source.requests)
+
+    async def emit_metrics(self, closing: bool = False) -> None:
+        """Hand the complete intervals' EMF events (all of them when ``closing``) to
+        their streams."""
+        now_ms = int(time.time() * 1000)
+        for output in self.metrics_outputs.values():
+            aggregator = output.aggregator
+            events = aggregator.drain() if closing else aggregator.take_closed(now_ms)
+            if events:
+                telemetry.metrics_emitted(aggregator.category, len(events))
+                await output.stream.put(emf.file_events(output.position, events))
+
+    async def metrics_loop(self) -> None:
+        """Emit complete intervals every METRICS_EVERY seconds until stopping."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(METRICS_EVERY):
+                    await self.stopping.wait()
+            if not self.stopping.is_set():
+                await self.emit_metrics()
+
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
         if not self.stopping.is_set():
             telemetry.shipper_stopping(signal.Signals(signum).name)
@@ -185,8 +239,11 @@ class Shipper:
         for reader in self.readers:
             self._start_reader(reader)
         reloads = asyncio.create_task(self.reload_loop(), name="reload")
+        emitting = asyncio.create_task(self.metrics_loop(), name="metrics")
+        emitting.add_done_callback(self._supervise)
         await self.stopping.wait()
         await reloads  # a reload under way completes first
+        await emitting
         await self.shutdown(list(self.reader_tasks.values()), self.sender_tasks)
         if self.crashed is not None:
             raise RuntimeError(f"stopped after an internal error: {self.crashed!r}") from (
@@ -345,6 +402,7 @@ class Shipper:
             self._forget_gauges(reader.follower)
         # A stream no source writes to any more delivers what it holds, then ends.
         in_use = {id(r.stream) for r in self.readers}
+        in_use |= {id(output.stream) for output in self.metrics_outputs.values()}
         for names, stream in list(self.streams.items()):
             if id(stream) not in in_use:
                 stream.close()
@@ -397,6 +455,10 @@ class Shipper:
             return max(deadline - time.monotonic(), 0.0)
 
         await _wait_or_cancel(readers, left())
+        # The open intervals' metrics, while their streams still take events.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(left()):
+                await self.emit_metrics(closing=True)
         for stream in self.streams.values():
             stream.close()
         await _wait_or_cancel(senders, left())

@@ -175,6 +175,71 @@ class BatchConfig:
     )
 
 
+def _namespace(value: Any) -> str | None:
+    if re.fullmatch(r"[A-Za-z0-9 ._\-/#:]{1,255}", value) and not value.startswith("AWS/"):
+        return None
+    return "expected 1 to 255 of A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/"
+
+
+def _log_group_name(value: Any) -> str | None:
+    if re.fullmatch(r"[A-Za-z0-9._\-/#]{1,512}", value):
+        return None
+    return "expected a log group name: 1 to 512 of A-Z a-z 0-9 . - _ / #"
+
+
+@dataclass(frozen=True)
+class RequestsConfig:
+    route: str | None = field(
+        default=None,
+        metadata=doc(
+            "Field with the request line (`GET /users/7 HTTP/1.1`), path or URL; "
+            "omitted: request_line, url, path (with method)."
+        ),
+    )
+    status: str | None = field(
+        default=None,
+        metadata=doc("Field with the status code; omitted: status_code, statusCode, status."),
+    )
+    duration: str | None = field(
+        default=None,
+        metadata=doc(
+            "Field with the request's duration; omitted: request_time, processedTime, duration."
+        ),
+    )
+    duration_unit: Literal["s", "ms"] | None = field(
+        default=None,
+        metadata=doc("Unit of the duration; omitted: the value's suffix (`12ms`), else s."),
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    namespace: str | None = field(
+        default=None,
+        metadata=doc(
+            "CloudWatch namespace; set, it turns on metrics from the logs (EMF events).",
+            _namespace,
+        ),
+    )
+    interval: int = field(
+        default=60,
+        metadata=doc(
+            "Seconds per aggregate, by the records' own times.",
+            lambda v: None if 1 <= v <= 3600 else "expected 1 to 3600",
+        ),
+    )
+    log_group: str = field(
+        default="/shipper/metrics",
+        metadata=doc(
+            "Log group of the EMF events (stream: the source's stream name).", _log_group_name
+        ),
+    )
+    max_routes: int = field(
+        default=200,
+        metadata=doc("Routes per category with their own name; the rest are `other`.", _positive),
+    )
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     category: str = field(metadata=doc("The category: names the group/stream and a field."))
@@ -247,6 +312,13 @@ class SourceConfig:
         metadata=doc(
             "Bytes one record (a traceback) may gather; further lines start a new record.",
             lambda v: None if 1024 <= v <= 1_000_000 else "expected 1024 to 1000000",
+        ),
+    )
+    requests: RequestsConfig | None = field(
+        default=None,
+        metadata=doc(
+            "This source's records are requests: per-route metrics (needs metrics.namespace);"
+            " {} finds the fields by their usual names."
         ),
     )
 
@@ -350,6 +422,7 @@ class Config:
     batch: BatchConfig = field(default_factory=BatchConfig, metadata=doc(""))
     masking: MaskingConfig = field(default_factory=MaskingConfig, metadata=doc(""))
     health: HealthConfig = field(default_factory=HealthConfig, metadata=doc(""))
+    metrics: MetricsConfig = field(default_factory=MetricsConfig, metadata=doc(""))
 
 
 def reference(kind: Any = None, prefix: str = "") -> typing.Iterator[tuple[str, str, str]]:
@@ -359,6 +432,10 @@ def reference(kind: Any = None, prefix: str = "") -> typing.Iterator[tuple[str, 
     for spec in dataclasses.fields(kind):
         path = prefix + spec.name
         hint = hints[spec.name]
+        optional = [a for a in typing.get_args(hint) if a is not type(None)]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        if union and len(optional) == 1 and dataclasses.is_dataclass(optional[0]):
+            hint = optional[0]  # an optional section (`requests`): its keys
         inner = typing.get_args(hint)[0] if typing.get_origin(hint) is list else None
         if dataclasses.is_dataclass(hint):
             yield from reference(hint, path + ".")
@@ -471,6 +548,7 @@ def _check_whole(config: Config) -> list[str]:
         seen.setdefault(source.path, index)
     for index, source in enumerate(config.sources):
         problems.extend(_check_format(f"sources[{index}]", source))
+        problems.extend(_check_requests(f"sources[{index}]", source, config.metrics))
     masking = config.masking
     hashing = [f"masking.{n}" for n in MASK_DETECTORS if getattr(masking, n) == "hash"]
     hashing += [f"masking.rules[{i}]" for i, r in enumerate(masking.rules) if r.strategy == "hash"]
@@ -480,6 +558,17 @@ def _check_whole(config: Config) -> list[str]:
             f"strategy of {', '.join(hashing)}"
         )
     return problems
+
+
+def _check_requests(path: str, source: SourceConfig, metrics: MetricsConfig) -> list[str]:
+    """Request metrics need metrics on, and the fields only JSON output parses."""
+    if source.requests is None:
+        return []
+    if metrics.namespace is None:
+        return [f"{path}.requests: set, but metrics.namespace is null; expected a namespace"]
+    if source.output == "raw":
+        return [f"{path}.requests: set with output raw; expected output json (fields needed)"]
+    return []
 
 
 def _check_format(path: str, source: SourceConfig) -> list[str]:

@@ -17,7 +17,7 @@ rendered (a huge traceback) is truncated and marked ``truncated``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -72,6 +72,8 @@ class Renderer:
         self.output = output
         self.masker = masker
         self.json_lines = json_lines
+        # Sees every record rendered (metrics from the logs); None: metrics are off.
+        self.observer: Callable[[Sequence[Record | Line]], None] | None = None
 
     def keys_only_from_text(self, field_names: Iterable[str]) -> bool:
         """Whether every key a key rule could apply to in an event comes from the
@@ -134,6 +136,8 @@ class Renderer:
         Records from index ``key_rules_until`` on skip the key rules (None: all of them
         need them); see :meth:`event`.
         """
+        if self.observer is not None:
+            self.observer(records)
         if not self.masker.keys:
             key_rules_until = 0  # no key rules to apply
         elif key_rules_until is None:

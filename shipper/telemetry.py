@@ -45,6 +45,10 @@ def line_split(category: str, path: str, offset: int, limit: int) -> None:
     logs.get().warning("line.split", category=category, path=path, offset=offset, limit_bytes=limit)
 
 
+def metrics_emitted(category: str, events: int) -> None:
+    logs.get().debug("metrics.emitted", category=category, events=events)
+
+
 def time_unreadable(category: str, path: str, offset: int, text: str) -> None:
     metrics.PARSE_FALLBACKS.labels(category).inc()
     logs.get().debug(
