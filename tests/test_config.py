@@ -129,6 +129,62 @@ sources:
         assert "not valid YAML" in problems[0]
 
 
+class TestWords:
+    """Words are read as the docs write them, whatever YAML makes of them (promise 7:
+    what is refused says what is accepted)."""
+
+    def test_bare_off_no_and_false_turn_a_detector_off(self, tmp_path):
+        """`email: off` as the README writes it loads as YAML false: it means off."""
+        for word in ("off", "Off", "no", "false", '"off"'):
+            loaded = load_text(tmp_path, MINIMAL + f"masking:\n  email: {word}\n")
+            assert loaded.masking.email == "off", word
+
+    def test_bare_on_yes_and_true_turn_a_detector_on_with_its_usual_strategy(self, tmp_path):
+        for word in ("on", "yes", "true", "partial"):
+            loaded = load_text(tmp_path, MINIMAL + f"masking:\n  ipv4: {word}\n")
+            assert loaded.masking.ipv4 == "partial", word
+        loaded = load_text(tmp_path, MINIMAL + "masking:\n  ipv4: ${IPV4:-off}\n")
+        assert loaded.masking.ipv4 == "off"
+
+    def test_off_turns_off_a_key_whose_off_is_null_or_empty(self, tmp_path):
+        """`health.listen: off` is its documented null; `masking.keys: off` its []."""
+        loaded = load_text(tmp_path, MINIMAL + "health:\n  listen: off\nmasking:\n  keys: no\n")
+        assert loaded.health.listen is None
+        assert loaded.masking.keys == []
+
+    def test_switch_words_are_booleans_even_when_quoted_or_from_a_variable(self, tmp_path):
+        text = MINIMAL + "cloudwatch:\n  create_log_group: ${CREATE:-no}\n"
+        assert load_text(tmp_path, text).cloudwatch.create_log_group is False
+        assert load_text(tmp_path, text, env={"CREATE": "Yes"}).cloudwatch.create_log_group
+
+    def test_a_boolean_where_no_switch_word_fits_says_what_is_accepted(self, tmp_path):
+        problems = problems_of(tmp_path, MINIMAL + "masking:\n  email: maybe\n")
+        assert problems == [
+            "masking.email: 'maybe'; expected one of partial | redact | hash | off "
+            "(on, yes and true mean partial; off, no and false mean off)"
+        ]
+        text = MINIMAL.replace("sources:\n  - ", "sources:\n  - output: yes\n    ")
+        assert problems_of(tmp_path, text) == [
+            "sources[0].output: True; expected one of json | raw "
+            "(YAML reads a bare on/off, yes/no as true/false: quote the word)"
+        ]
+
+
+class TestEncoding:
+    def test_encoding_defaults_to_utf8_and_takes_any_python_codec(self, tmp_path):
+        assert load_text(tmp_path, MINIMAL).sources[0].encoding == "utf-8"
+        for name in ("cp949", "euc-kr", "gb18030", "utf-16", "latin-1"):
+            text = MINIMAL.replace("sources:\n  - ", f"sources:\n  - encoding: {name}\n    ")
+            assert load_text(tmp_path, text).sources[0].encoding == name
+
+    def test_an_unknown_encoding_names_the_key_and_value(self, tmp_path):
+        text = MINIMAL.replace("sources:\n  - ", "sources:\n  - encoding: klingon\n    ")
+        assert problems_of(tmp_path, text) == [
+            "sources[0].encoding: 'klingon'; expected a Python codec name (utf-8, cp949, "
+            "euc-kr, gb18030, utf-16, latin-1, ...)"
+        ]
+
+
 def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
