@@ -97,6 +97,7 @@ def _rotated(value: Any) -> str | None:
 def _encoding(value: Any) -> str | None:
     try:
         codecs.lookup(value)
+        "\n".encode(value)  # a text encoding, not a bytes-to-bytes codec (base64)
     except LookupError:
         return "expected a Python codec name (utf-8, cp949, euc-kr, gb18030, utf-16, latin-1, ...)"
     return None

@@ -178,11 +178,12 @@ class TestEncoding:
             assert load_text(tmp_path, text).sources[0].encoding == name
 
     def test_an_unknown_encoding_names_the_key_and_value(self, tmp_path):
-        text = MINIMAL.replace("sources:\n  - ", "sources:\n  - encoding: klingon\n    ")
-        assert problems_of(tmp_path, text) == [
-            "sources[0].encoding: 'klingon'; expected a Python codec name (utf-8, cp949, "
-            "euc-kr, gb18030, utf-16, latin-1, ...)"
-        ]
+        for name in ("klingon", "base64"):
+            text = MINIMAL.replace("sources:\n  - ", f"sources:\n  - encoding: {name}\n    ")
+            assert problems_of(tmp_path, text) == [
+                f"sources[0].encoding: '{name}'; expected a Python codec name (utf-8, cp949, "
+                "euc-kr, gb18030, utf-16, latin-1, ...)"
+            ]
 
 
 def run_cli(
