@@ -42,6 +42,7 @@ from shipper import telemetry
 from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
 from shipper.encoding import text_encoding
+from shipper.mismatch import MismatchWatch
 from shipper.multiline import Assembler, assembler_for, whole_lines
 from shipper.parse import FormatParser, datefmt_pattern
 from shipper.records import FileEvents, Line, Record
@@ -166,6 +167,7 @@ class Follower:
         self.rotated = rotated_pattern(self.live_name, source.rotated)
         self.renderer = renderer
         self.encoding = text_encoding(source.encoding)
+        self.mismatches = MismatchWatch(source.category, renderer.masker)
         # Whether a chunk of text holding no key-rule key can skip the key rules for the
         # records read wholly from it (see :meth:`_ascii_records`).
         parser = assembler_for(source).parser
@@ -518,6 +520,9 @@ class Follower:
         ):
             fp_len, fp = fingerprint(cursor.fd)
             cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
+        assert cursor.assembler is not None
+        taken = cursor.assembler.take_unmatched()
+        self.mismatches.seen(cursor.path, taken, len(records), cursor.last_growth)
         return self.renderer.events(records, cursor, key_free_from)
 
     def _ascii_records(
