@@ -7,16 +7,28 @@ with the first one as an example (values under key-rule keys redacted here, the 
 masked as all our logs are) at most once every ``LOG_EVERY`` seconds, and gives /readyz
 a reason until the source's lines have matched again, with no mismatch, for
 ``CLEAR_AFTER`` seconds.
+
+:func:`sample_file` tells the same before a run (``shipper check``): what the format
+makes of the first ``SAMPLE_LINES`` lines of a file.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
 from shipper import telemetry
+from shipper.config import SourceConfig
+from shipper.encoding import text_encoding
 from shipper.mask import Masker
+from shipper.multiline import assembler_for
 
 LOG_EVERY = 60.0
 CLEAR_AFTER = 60.0
 EXAMPLE_CHARS = 200
+SAMPLE_LINES = 20
+_SAMPLE_BYTES = 256 << 10
 
 
 class MismatchWatch:
@@ -60,3 +72,34 @@ class MismatchWatch:
         if self.last_match > self.last_mismatch and now - self.last_mismatch >= CLEAR_AFTER:
             return None  # they match again, and have for a while
         return f"{self.category}: lines do not match the source's format (see format.mismatch)"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What a source's format made of the first lines of one file."""
+
+    lines: int  # complete lines read
+    matched: int  # records whose first line the format matched
+    first_unmatched: tuple[int, str] | None  # line number (from 1) and text of the first
+    # line that stood alone unmatched
+
+
+def sample_file(source: SourceConfig, path: Path, lines: int = SAMPLE_LINES) -> Sample:
+    """Read the first ``lines`` lines of ``path`` as the source would (its encoding,
+    its format and the rules of :mod:`shipper.multiline`).  Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        encoding = text_encoding(source.encoding).for_file(fd)
+        data = os.pread(fd, _SAMPLE_BYTES, 0)
+    finally:
+        os.close(fd)
+    raws = encoding.lines(data[: encoding.end_of_lines(data)])[:lines]
+    texts = [(encoding.decode(raw), number) for number, raw in enumerate(raws, 1)]
+    assembler = assembler_for(source)
+    records = assembler.feed(texts, 0)
+    last = assembler.flush()
+    records.extend([last] if last is not None else [])
+    matched = sum(record.fields is not None for record in records)
+    _, example = assembler.take_unmatched()
+    first = (example[1], example[0]) if example is not None else None
+    return Sample(len(texts), matched, first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -238,6 +239,83 @@ class TestCommandLine:
         result = run_cli("check", "-c", "absent.yaml", cwd=tmp_path)
         assert result.returncode == 2
         assert "cannot read absent.yaml" in result.stderr
+
+
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def write_log(path: Path, form: logging.Formatter, messages: list[str], **options: str) -> None:
+    """Log ``messages`` to ``path`` through the stdlib's FileHandler."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, **options)
+    handler.setFormatter(form)
+    logger = logging.getLogger(f"tests.check.{path}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        for message in messages:
+            logger.info(message)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def check_with(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    text = MINIMAL + f"    format: '{FORMAT}'\n" + source + "state_dir: state\n"
+    (tmp_path / "shipper.yaml").write_text(text)
+    return run_cli("check", "-c", "shipper.yaml", cwd=tmp_path)
+
+
+class TestCheckFormat:
+    """`shipper check` reads the first lines of each file of each source and says
+    whether the format matches them (issue 20 item 4)."""
+
+    def test_a_matching_format_is_reported_as_such(self, tmp_path):
+        log = tmp_path / "logs" / "app" / "app.log"
+        write_log(log, logging.Formatter(FORMAT), ["one", "two"])
+        write_log(log.with_name("app.log.20240101"), logging.Formatter(FORMAT), ["old"])
+        result = check_with(tmp_path, "")
+        assert result.returncode == 0, result.stderr
+        assert "sources[0] (app): the format matches the first lines of 2 file(s)" in (
+            result.stdout
+        )
+
+    def test_a_format_matching_no_line_is_an_error_quoting_the_first_masked(self, tmp_path):
+        """The file has logging's default asctime (msecs), the datefmt has none."""
+        log = tmp_path / "logs" / "app" / "app.log"
+        write_log(log, logging.Formatter(FORMAT), ["signed up: someone@example.com", "two"])
+        result = check_with(tmp_path, "    datefmt: '%Y-%m-%d %H:%M:%S'\n")
+        assert result.returncode == 2
+        first = log.read_text().splitlines()[0]
+        masked = first.replace("someone@example.com", "**meon*@example.com")
+        assert f"warning: sources[0] (app): {log} line 1 does not match the format: {masked}" in (
+            result.stdout
+        )
+        assert "someone@example.com" not in result.stdout + result.stderr
+        assert (
+            f"sources[0].format: '{FORMAT}' matches none of the first 20 lines of {log} "
+            "(datefmt '%Y-%m-%d %H:%M:%S')"
+        ) in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_a_file_with_some_unmatched_lines_is_a_warning(self, tmp_path):
+        log = tmp_path / "logs" / "app" / "app.log"
+        seconds = logging.Formatter(FORMAT, "%Y-%m-%d %H:%M:%S")
+        write_log(log, seconds, ["one", "two\n  continued"])
+        write_log(log, logging.Formatter(FORMAT), ["from another handler"])
+        result = check_with(tmp_path, "    datefmt: '%Y-%m-%d %H:%M:%S'\n")
+        assert result.returncode == 0, result.stderr
+        assert f"warning: sources[0] (app): {log} line 4 does not match the format" in (
+            result.stdout
+        )
+
+    def test_files_are_read_in_the_sources_encoding(self, tmp_path):
+        log = tmp_path / "logs" / "app" / "app.log"
+        write_log(log, logging.Formatter(FORMAT), ["사용자 로그인"], encoding="utf-16")
+        result = check_with(tmp_path, "    encoding: utf-16\n")
+        assert result.returncode == 0, result.stderr
+        assert "the format matches" in result.stdout
 
 
 class TestReference:
