@@ -37,7 +37,8 @@ continues the pending record, as the source asked; a line it matches that the fo
 does not is an unmatched line.
 
 A record is complete when the next record starts, when it reaches ``max_lines`` or
-``max_bytes`` (the next line then starts a record of its own), or when the file has
+``max_bytes`` (the next line then starts a record of its own, which the full one's
+further lines go on joining: they are no mismatch), or when the file has
 been quiet for a moment (the caller calls :meth:`Assembler.flush`).
 """
 
@@ -97,6 +98,8 @@ class Assembler:
         self.pending: Record | None = None
         self.last_timestamp: int | None = None
         self._state = _OUTSIDE
+        # Whether the pending record goes on from one that reached max_lines/max_bytes.
+        self._overflow = False
         self._size = 0  # UTF-8 bytes of the pending record
         # Lines the format did not match that stood alone (see take_unmatched).
         self.unmatched = 0
@@ -133,8 +136,11 @@ class Assembler:
             if pending is not None:
                 done.append(pending)
             fields, timestamp = parsed if parsed is not None else (None, None)
+            state = self._state
             pending = self._new_record(line, fields, timestamp, end, now_ms)
-            if parsed is None and not continues:
+            if continues:  # the record before is full: this one goes on in its place
+                self._state, self._overflow = state, True
+            elif parsed is None:
                 self._unmatched(line, end)
         self.pending = pending
         return done
@@ -212,6 +218,7 @@ class Assembler:
         """Make a one-line record the pending one: lines fed later may continue it."""
         self.pending = Record(*line)
         self._state = _OUTSIDE
+        self._overflow = False
         self._size = len(line[0])
 
     def _new_record(
@@ -225,6 +232,7 @@ class Assembler:
         """The record ``line`` starts: its fields (None when it did not match, and then
         stands alone) and its time (None when it has none: the last known time)."""
         self._state = _OUTSIDE
+        self._overflow = False
         self._size = len(line)
         return Record(line, fields, self._time(timestamp, now_ms), end)
 
@@ -259,7 +267,8 @@ class Assembler:
             return False
         if not line:
             return True
-        return pending.fields is not None and not self.parser.looks_like_start(line)
+        matched = pending.fields is not None or self._overflow
+        return matched and not self.parser.looks_like_start(line)
 
     def _room_for(self, pending: Record, line: str) -> bool:
         size = len(line) + 1 if line.isascii() else len(line.encode("utf-8", "replace")) + 1
@@ -272,6 +281,7 @@ class Assembler:
         """The pending record, complete now that nothing more is coming for it."""
         record, self.pending = self.pending, None
         self._state = _OUTSIDE
+        self._overflow = False
         return record
 
 

@@ -395,3 +395,21 @@ class TestMessageLines:
         records, alone = unmatched(lines, "json")
         assert as_texts(records) == lines
         assert alone == 1
+
+    def test_lines_past_max_lines_go_on_in_a_new_record_and_are_no_mismatch(self) -> None:
+        """A record full at ``max_lines`` is complete; its further lines (a traceback's,
+        a message's) go on in the next record, not one event each, and count as nothing."""
+
+        def calls(log: logging.Logger) -> None:
+            log.info("listing:\n" + "\n".join(f"  row {n}" for n in range(12)))
+            chained_context(log)
+            log.info("after")
+
+        written = write_logs(logging.Formatter(APP_FORMAT), calls)
+        assembler = Assembler(build_parser(APP_FORMAT, None, "UTC"), 5)
+        records = assembler.feed([(line, n) for n, line in enumerate(written.lines)], 0)
+        records.append(assembler.flush())  # type: ignore[arg-type]
+        assert assembler.take_unmatched() == (0, None)
+        assert "\n".join(as_texts(records)) == "\n".join(written.lines)
+        assert all(len(record.extra) == 4 for record in records[:2])
+        assert len(records) < len(written.lines) / 3
