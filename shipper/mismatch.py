@@ -37,7 +37,7 @@ class MismatchWatch:
     def __init__(self, category: str, masker: Masker) -> None:
         self.category = category
         self.masker = masker
-        self.last_mismatch: float | None = None  # monotonic time; None: none lately
+        self.last_mismatch: float | None = None  # monotonic seconds; None: none yet
         self.last_match = 0.0
         self.logged_at: float | None = None
         self.since_logged = 0  # lines not matched since the last log
