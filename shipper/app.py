@@ -437,6 +437,9 @@ class Shipper:
                 problems.append(f"{directory}: folder does not exist")
             elif self.watcher is None or not self.watcher.watching(directory):
                 problems.append(f"{directory}: not watched yet")
+            mismatch = reader.follower.mismatches.reason(time.monotonic())
+            if mismatch is not None:
+                problems.append(mismatch)
         now = time.monotonic()
         for (group, name), stream in self.streams.items():
             since = stream.failing_since

@@ -97,6 +97,7 @@ def _check(loaded: config.Config, path: Path) -> int:
             )
         elif source.path.exists() and not os.access(source.path, os.R_OK):
             problems.append(f"sources[{index}].path: {source.path} is not readable")
+    problems.extend(_check_formats(loaded))
     writable = CheckpointStore(loaded.state_dir).check_writable()
     if writable:
         problems.append(f"state_dir: {writable}")
@@ -123,6 +124,55 @@ def _has_credentials(loaded: config.Config) -> bool:
         return session.get_credentials() is not None
     except Exception:
         return False
+
+
+def _check_formats(loaded: config.Config) -> list[str]:
+    """Whether each source's format matches the first lines of its files: a file with
+    a line it does not match is a warning, quoting that line (masked); a source not one
+    of whose lines matches is a problem.  Files not there yet, empty or unreadable (the
+    folder check reports that) say nothing."""
+    from shipper.follow import rotated_pattern
+    from shipper.mismatch import SAMPLE_LINES, sample_file
+
+    problems = []
+    masker = masker_for(loaded.masking)
+    for index, source in enumerate(loaded.sources):
+        name = f"sources[{index}] ({source.category})"
+        rotated = rotated_pattern(source.path.name, source.rotated)
+        try:
+            siblings = sorted(
+                entry.path
+                for entry in os.scandir(source.path.parent)
+                if rotated.fullmatch(entry.name) and not entry.name.endswith(".gz")
+            )
+        except OSError:
+            continue
+        paths = [*([str(source.path)] if source.path.is_file() else []), *siblings]
+        samples = []
+        for path in paths:
+            try:
+                samples.append((path, sample_file(source, Path(path))))
+            except OSError:
+                continue
+        read = [(path, sample) for path, sample in samples if sample.lines]
+        for path, sample in read:
+            if sample.first_unmatched is not None:
+                number, text = sample.first_unmatched
+                shown = masker.redact_key_text(text[:200])
+                print(
+                    logs.mask(
+                        f"warning: {name}: {path} line {number} does not match the format: {shown}"
+                    )
+                )
+        if read and not any(sample.matched for _, sample in read):
+            problems.append(
+                f"sources[{index}].format: {source.format!r} matches none of the first "
+                f"{SAMPLE_LINES} lines of {', '.join(path for path, _ in read)}"
+                + (f" (datefmt {source.datefmt!r})" if source.datefmt else "")
+            )
+        elif read and not any(sample.first_unmatched for _, sample in read):
+            print(f"{name}: the format matches the first lines of {len(read)} file(s)")
+    return problems
 
 
 if __name__ == "__main__":

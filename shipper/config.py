@@ -4,10 +4,16 @@ Every key is declared once, as a dataclass field with its type, default and help
 text (``doc``).  The loader walks the schema, so unknown keys, wrong types and bad
 values are all reported together, each with its key path and the value found.
 Cross-field checks live in :func:`_check_whole`.
+
+Words are taken as the docs write them, whatever YAML makes of them: YAML 1.1 reads a
+bare ``off``/``no``/``false`` (and ``on``/``yes``/``true``) as a boolean, so where the
+schema expects a word, false means ``off`` (or the null/[] that turns a key off), and
+true turns a masking detector on with its usual strategy, ``partial``.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import os
 import re
@@ -45,9 +51,19 @@ class ConfigError(Exception):
         super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def doc(text: str, check: typing.Callable[[Any], str | None] | None = None) -> dict[str, Any]:
-    """Field metadata: help text, and an optional check returning a problem or None."""
-    return {"doc": text, "check": check}
+# ``doc(off=...)`` for a key that has no "off" value of its own.
+_NO_OFF = object()
+
+
+def doc(
+    text: str,
+    check: typing.Callable[[Any], str | None] | None = None,
+    off: Any = _NO_OFF,
+) -> dict[str, Any]:
+    """Field metadata: help text, an optional check returning a problem or None, and for
+    a key whose documented way to turn it off is null or [], that value (``off``): YAML
+    reads a bare ``off`` (``no``, ``false``) as false, which then means it."""
+    return {"doc": text, "check": check, "off": off}
 
 
 def _positive(value: Any) -> str | None:
@@ -76,6 +92,15 @@ def _rotated(value: Any) -> str | None:
     except FormatError as exc:
         return f"expected a strftime suffix such as %Y%m%d, or `number` ({exc})"
     return None if "%" in value else "expected a strftime suffix such as %Y%m%d, or `number`"
+
+
+def _encoding(value: Any) -> str | None:
+    try:
+        codecs.lookup(value)
+        "\n".encode(value)  # a text encoding, not a bytes-to-bytes codec (base64)
+    except LookupError:
+        return "expected a Python codec name (utf-8, cp949, euc-kr, gb18030, utf-16, latin-1, ...)"
+    return None
 
 
 def _host_port(value: Any) -> str | None:
@@ -291,6 +316,15 @@ class SourceConfig:
     timezone: str = field(
         default="UTC", metadata=doc("IANA timezone of times written without an offset.", _timezone)
     )
+    encoding: str = field(
+        default="utf-8",
+        metadata=doc(
+            "The files' text encoding: utf-8, cp949, euc-kr, gbk, gb18030, latin-1, utf-16 "
+            "(byte order from its BOM), utf-16-le, ... Bytes it cannot decode are kept as "
+            "\\xNN escapes.",
+            _encoding,
+        ),
+    )
     start_at: Literal["beginning", "end"] = field(
         default="beginning", metadata=doc("Where to start in a file never seen before.")
     )
@@ -385,7 +419,8 @@ class MaskingConfig:
         default_factory=lambda: list(DEFAULT_MASK_KEYS),
         metadata=doc(
             "Values under keys ending with these names (any case, - as _) are redacted "
-            "at any depth of a JSON message or the fields; [] turns this off."
+            "at any depth of a JSON message or the fields; [] turns this off.",
+            off=[],
         ),
     )
     hash_key: str | None = field(
@@ -398,7 +433,11 @@ class MaskingConfig:
 class HealthConfig:
     listen: str | None = field(
         default="127.0.0.1:9880",
-        metadata=doc("host:port of /healthz, /readyz and /metrics; null turns it off.", _host_port),
+        metadata=doc(
+            "host:port of /healthz, /readyz and /metrics; null (or off) turns it off.",
+            _host_port,
+            off=None,
+        ),
     )
 
 
@@ -585,6 +624,39 @@ def _check_format(path: str, source: SourceConfig) -> list[str]:
     return []
 
 
+# The words the docs use to turn something on or off.  YAML 1.1 reads them bare as
+# booleans (`email: off` is false), so either form is taken to mean the word.
+_ON_WORDS = ("on", "yes", "true")
+_OFF_WORDS = ("off", "no", "false")
+# A masking detector turned on (`ipv4: on`) takes its usual strategy.
+_ON_MEANS = "partial"
+
+
+def _means_off(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.lower() in _OFF_WORDS)
+
+
+def _word(value: Any, words: tuple[Any, ...]) -> Any:
+    """``value`` as one of ``words`` when it is how YAML (or a variable) wrote one of them:
+    off/no/false for ``off``, on/yes/true for a detector's usual strategy."""
+    if "off" in words and _means_off(value):
+        return "off"
+    if _ON_MEANS in words and (
+        value is True or (isinstance(value, str) and value.lower() in _ON_WORDS)
+    ):
+        return _ON_MEANS
+    return value
+
+
+def _expected_words(words: tuple[Any, ...], value: Any) -> str:
+    expected = "expected one of " + " | ".join(map(str, words))
+    if "off" in words and _ON_MEANS in words:
+        return f"{expected} (on, yes and true mean {_ON_MEANS}; off, no and false mean off)"
+    if isinstance(value, bool):
+        return f"{expected} (YAML reads a bare on/off, yes/no as true/false: quote the word)"
+    return expected
+
+
 class _Missing:
     pass
 
@@ -627,18 +699,19 @@ class _Decoder:
                 return self.problem(path, value, "expected a list")
             return [self.decode(args[0], item, f"{path}[{i}]") for i, item in enumerate(value)]
         if origin is Literal:
-            if value not in args:
-                return self.problem(path, value, "expected one of " + " | ".join(map(str, args)))
-            return value
+            word = _word(value, args)
+            if word not in args:
+                return self.problem(path, value, _expected_words(args, value))
+            return word
         return self.decode_scalar(kind, value, path)
 
     def decode_scalar(self, kind: Any, value: Any, path: str) -> Any:
         if kind is bool:
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
+            if isinstance(value, str) and value.lower() in _ON_WORDS + _OFF_WORDS:
+                return value.lower() in _ON_WORDS
             if isinstance(value, bool):
                 return value
-            return self.problem(path, value, "expected true or false")
+            return self.problem(path, value, "expected true or false (or yes/no, on/off)")
         if kind in (int, float):
             if isinstance(value, str):
                 try:
@@ -686,6 +759,10 @@ class _Decoder:
                 )
                 if required:
                     self.problem(key_path, _MISSING, f"required ({spec.metadata.get('doc', '')})")
+                continue
+            off = spec.metadata.get("off", _NO_OFF)
+            if off is not _NO_OFF and _means_off(value[name]):
+                decoded[name] = list(off) if isinstance(off, list) else off
                 continue
             item = self.decode(hints[name], value[name], key_path)
             if item is _MISSING:

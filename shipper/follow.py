@@ -41,6 +41,8 @@ from pathlib import Path
 from shipper import telemetry
 from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
+from shipper.encoding import text_encoding
+from shipper.mismatch import MismatchWatch
 from shipper.multiline import Assembler, assembler_for, whole_lines
 from shipper.parse import FormatParser, datefmt_pattern
 from shipper.records import FileEvents, Line, Record
@@ -164,6 +166,8 @@ class Follower:
         self.live_name = source.path.name
         self.rotated = rotated_pattern(self.live_name, source.rotated)
         self.renderer = renderer
+        self.encoding = text_encoding(source.encoding)
+        self.mismatches = MismatchWatch(source.category, renderer.masker)
         # Whether a chunk of text holding no key-rule key can skip the key rules for the
         # records read wholly from it (see :meth:`_ascii_records`).
         parser = assembler_for(source).parser
@@ -497,7 +501,12 @@ class Follower:
             return None
         key_free_from = None
         records: Sequence[Record | Line] | None
-        if cursor.part == 0 and len(data) < self.source.max_line_bytes and data.isascii():
+        if (
+            cursor.part == 0
+            and len(data) < self.source.max_line_bytes
+            and data.isascii()
+            and self.encoding.ascii_compatible
+        ):
             read = self._ascii_records(cursor, data, now_ms)
             records, key_free_from = read if read is not None else (None, None)
         else:
@@ -511,6 +520,9 @@ class Follower:
         ):
             fp_len, fp = fingerprint(cursor.fd)
             cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
+        assert cursor.assembler is not None
+        taken = cursor.assembler.take_unmatched()
+        self.mismatches.seen(cursor.path, taken, len(records), cursor.last_growth)
         return self.renderer.events(records, cursor, key_free_from)
 
     def _ascii_records(
@@ -576,21 +588,22 @@ class Follower:
 
     def _split(self, cursor: Cursor, data: bytes) -> list[tuple[bytes, bool, int]]:
         """Complete lines of ``data`` as (bytes, ends_with_newline, start offset)."""
-        limit = self.source.max_line_bytes
+        encoding = self.encoding.for_file(cursor.fd)
+        limit = encoding.whole_units(self.source.max_line_bytes)
         start = cursor.read_offset
-        cut = data.rfind(b"\n") + 1
+        cut = encoding.end_of_lines(data)
         body = data[:cut]
         tail = data[cut:]
         lines: list[tuple[bytes, bool, int]] = []
         position = start
         if body:
-            for raw in body[:-1].split(b"\n"):
+            for raw in encoding.lines(body):
                 while len(raw) > limit:
                     lines.append((raw[:limit], False, position))
                     position += limit
                     raw = raw[limit:]
                 lines.append((raw, True, position))
-                position += len(raw) + 1
+                position += len(raw) + encoding.unit
         if len(tail) >= limit:  # a line longer than the limit: ship a part of it now
             while len(tail) >= limit:
                 lines.append((tail[:limit], False, position))
@@ -606,11 +619,10 @@ class Follower:
         records: list[Record] = []
         whole: list[tuple[str, int]] = []
         limit = self.source.max_line_bytes
+        encoding = self.encoding.for_file(cursor.fd)
         for raw, complete, begin in lines:
-            end = begin + len(raw) + (1 if complete else 0)
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            text = raw.decode("utf-8", "backslashreplace")
+            end = begin + len(raw) + (encoding.unit if complete else 0)
+            text = encoding.decode(raw)
             if complete and not cursor.part:
                 whole.append((text, end))
                 continue

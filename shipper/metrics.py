@@ -43,6 +43,12 @@ PARSE_FALLBACKS = Counter(
     ["category"],
     registry=REGISTRY,
 )
+FORMAT_MISMATCHES = Counter(
+    "shipper_format_mismatches",
+    "Lines the source's format did not match, each shipped as an event of its own.",
+    ["category"],
+    registry=REGISTRY,
+)
 LAG_BYTES = Gauge(
     "shipper_checkpoint_lag_bytes",
     "Bytes of a file written but not yet delivered.",

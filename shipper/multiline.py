@@ -1,4 +1,5 @@
-"""Gathering lines into records: a line that does not start a record continues one.
+"""Gathering lines into records: a record's first line, its message's further lines,
+its traceback.
 
 A record starts at a line its source's format matches (or, when the source sets a
 ``multiline_start`` pattern, at a line that pattern matches).  Python tracebacks are
@@ -14,8 +15,30 @@ lines happens to match the format:
   ``stack_info`` stacks (``Stack (most recent call last):``), which are indented
   throughout.
 
+Any other line the format does not match is one of two things, told apart by the
+line alone (the reader cannot see where one write of the application ended: a read may
+stop inside one, and a backlog holds many):
+
+- the next line of a multi-line message (``logger.info("a\\nb")``, a pretty-printed
+  JSON document): it follows a record whose first line the format matched, and it does
+  not itself look like a record's first line (see ``looks_like_start`` of the
+  parsers: the format read with any time-like text for its time; for JSON lines, any
+  line).  It continues the ``message``; once a traceback has begun, such lines (an
+  exception's notes) continue the ``exception`` instead;
+- an unmatched line: it follows an unmatched line, or it looks like a record's first
+  line that the format does not fit (a ``datefmt`` without the msecs the file has).
+  It is a record of its own, with no fields, and it counts as a format mismatch
+  (``fields`` None; see :mod:`shipper.render`), so a format that does not fit the file
+  gives one event per line rather than one event of everything.
+
+A blank line continues the pending record (a message's blank line, a traceback's)
+and never counts as a mismatch.  With ``multiline_start`` every line it does not match
+continues the pending record, as the source asked; a line it matches that the format
+does not is an unmatched line.
+
 A record is complete when the next record starts, when it reaches ``max_lines`` or
-``max_bytes`` (the next line then starts a record of its own), or when the file has
+``max_bytes`` (the next line then starts a record of its own, which the full one's
+further lines go on joining: they are no mismatch), or when the file has
 been quiet for a moment (the caller calls :meth:`Assembler.flush`).
 """
 
@@ -75,7 +98,12 @@ class Assembler:
         self.pending: Record | None = None
         self.last_timestamp: int | None = None
         self._state = _OUTSIDE
+        # Whether the pending record goes on from one that reached max_lines/max_bytes.
+        self._overflow = False
         self._size = 0  # UTF-8 bytes of the pending record
+        # Lines the format did not match that stood alone (see take_unmatched).
+        self.unmatched = 0
+        self.unmatched_example: tuple[str, int] | None = None
 
     def feed(self, lines: Iterable[tuple[str, int]], now_ms: int) -> list[Record]:
         """Add ``(line, end_offset)`` pairs; return the records they completed."""
@@ -95,20 +123,45 @@ class Assembler:
                 continue
             if start is not None and start.match(line) is None:
                 parsed = None
+                continues = True
             else:
                 parsed = parse(line)
-                if parsed is None and start is not None:
-                    parsed = ({"message": line}, None)
-            if parsed is None and pending is not None and self._room_for(pending, line):
+                continues = parsed is None and start is None and self._continues(pending, line)
+            if continues and pending is not None and self._room_for(pending, line):
+                if len(pending.extra) == pending.message_lines:
+                    pending.message_lines += 1  # no traceback yet: the message goes on
                 pending.extra.append(line)
                 pending.end = end
                 continue
             if pending is not None:
                 done.append(pending)
             fields, timestamp = parsed if parsed is not None else (None, None)
+            state = self._state
             pending = self._new_record(line, fields, timestamp, end, now_ms)
+            if continues:  # the record before is full: this one goes on in its place
+                self._state, self._overflow = state, True
+            elif parsed is None:
+                self._unmatched(line, end)
         self.pending = pending
         return done
+
+    def take_unmatched(self) -> tuple[int, tuple[str, int] | None]:
+        """How many unmatched lines started records since the last call, and the first
+        of them with its end offset (None when there was none)."""
+        taken = (self.unmatched, self.unmatched_example)
+        self.unmatched, self.unmatched_example = 0, None
+        return taken
+
+    def _unmatched(self, line: str, end: int) -> None:
+        """Note a line that starts a record of its own though the format does not match
+        it: a traceback with no record before it (its lines join it), a blank line, or a
+        format mismatch (counted)."""
+        if line.endswith(_TRACEBACK_HEAD):
+            self._in_traceback(line)
+        elif line:
+            self.unmatched += 1
+            if self.unmatched_example is None:
+                self.unmatched_example = (line, end)
 
     def feed_text(self, text: str, start: int, now_ms: int) -> Sequence[Record | Line]:
         """Like :meth:`feed`, for a text of whole lines (each ending in a newline, with
@@ -165,6 +218,7 @@ class Assembler:
         """Make a one-line record the pending one: lines fed later may continue it."""
         self.pending = Record(*line)
         self._state = _OUTSIDE
+        self._overflow = False
         self._size = len(line[0])
 
     def _new_record(
@@ -178,6 +232,7 @@ class Assembler:
         """The record ``line`` starts: its fields (None when it did not match, and then
         stands alone) and its time (None when it has none: the last known time)."""
         self._state = _OUTSIDE
+        self._overflow = False
         self._size = len(line)
         return Record(line, fields, self._time(timestamp, now_ms), end)
 
@@ -205,6 +260,16 @@ class Assembler:
             return True
         return False  # the ordinary rule decides: a record starts, or the line continues
 
+    def _continues(self, pending: Record | None, line: str) -> bool:
+        """Whether a line the format does not match (and no traceback takes) continues
+        the pending record rather than standing alone (see the module's docstring)."""
+        if pending is None:
+            return False
+        if not line:
+            return True
+        matched = pending.fields is not None or self._overflow
+        return matched and not self.parser.looks_like_start(line)
+
     def _room_for(self, pending: Record, line: str) -> bool:
         size = len(line) + 1 if line.isascii() else len(line.encode("utf-8", "replace")) + 1
         if len(pending.extra) + 1 >= self.max_lines or self._size + size > self.max_bytes:
@@ -216,6 +281,7 @@ class Assembler:
         """The pending record, complete now that nothing more is coming for it."""
         record, self.pending = self.pending, None
         self._state = _OUTSIDE
+        self._overflow = False
         return record
 
 

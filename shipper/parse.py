@@ -3,7 +3,11 @@
 A logging format string (``%``-, ``{``- or ``$``-style) such as
 ``[%(levelname)s] %(asctime)s %(message)s`` is compiled once into an anchored regular
 expression with one named group per placeholder.  A line that does not match is not
-the start of a record (it continues the record before it, as traceback lines do).
+the start of a record; whether it continues the record before it or stands alone is
+:mod:`shipper.multiline`'s rule, which asks :meth:`FormatParser.looks_like_start`
+whether the line looks like a record's first line all the same (the format read with
+any time-like text for its time), which is what a format that does not fit the file
+gives (a ``datefmt`` without the msecs written, say).
 
 Compiling rejects, with a :class:`FormatError` naming the problem, what could not be
 read back unambiguously: two placeholders with no literal text between them, a
@@ -118,6 +122,13 @@ _DATE_DIRECTIVES = {
     "Z": r"[A-Za-z][A-Za-z0-9+-]{1,5}", "%": "%",
 }  # fmt: skip
 _DATE_NEEDS = "a date: %Y or %y, with %m/%b/%B and %d, or %j"
+
+
+# The fields that hold a record's time, and what a time looks like when its exact form
+# is not known: up to a few words around digits joined by - / : or . (10:00:00,123,
+# 2024-01-01T10:00:00Z, 05/Dec/2024:10:00:00 +0000, Dec  5 10:00:00).
+_TIME_FIELDS = frozenset({"asctime", "created"})
+_LOOSE_TIME = r"[^\n]{0,16}?[0-9]{1,4}[-/:.][0-9]{1,2}[^\n]{0,24}?"
 
 
 class FormatError(ValueError):
@@ -415,6 +426,10 @@ class FormatParser:
                     item.pattern, item.convert = types[item.name]
         pattern, converters = self._compile(tokens, style)
         self._regex = re.compile(pattern)
+        # What a record's first line looks like, whatever its time looks like (see
+        # :meth:`looks_like_start`): the format with its time fields read loosely.
+        loose = self._compile(tokens, style, loose_time=True)[0]
+        self._start_shape = re.compile(loose)
         # The same pattern for a text of many lines: each match is a whole line that
         # starts a record (``finditer`` over a chunk finds them in one pass).
         self.line_regex = re.compile(f"^(?:{pattern})$", re.MULTILINE)
@@ -457,8 +472,11 @@ class FormatParser:
                 [at[name] for name in self.rows.__struct_fields__ if name in at]
             )
 
-    def _compile(self, tokens: list[Token], style: str) -> tuple[str, list[tuple[str, Converter]]]:
-        """The format's pattern, and the conversion of each captured field that has one."""
+    def _compile(
+        self, tokens: list[Token], style: str, loose_time: bool = False
+    ) -> tuple[str, list[tuple[str, Converter]]]:
+        """The format's pattern, and the conversion of each captured field that has one;
+        ``loose_time``: with any time-like text where the time fields are."""
         parts = []
         converters: list[tuple[str, Converter]] = []
         seen: set[str] = set()
@@ -482,6 +500,8 @@ class FormatParser:
                 if self.times.default_asctime:
                     pattern += r",[0-9]{3}"
                 item.convert = None
+            if loose_time and item.name in _TIME_FIELDS:
+                pattern = _LOOSE_TIME
             if not item.capture or item.name in seen:
                 # A repeated or oddly named placeholder is matched but not captured.
                 parts.append(f"{item.before}(?:{pattern}){item.after}")
@@ -493,6 +513,14 @@ class FormatParser:
         if not seen and previous is None:
             raise FormatError("the format has no placeholders")
         return "".join(parts), converters
+
+    def looks_like_start(self, line: str) -> bool:
+        """Whether a line the format does not match still looks like a record's first
+        line: it matches the format with its time fields read loosely (a time written
+        with or without msecs, another date order, a zone).  Such a line means the
+        format does not fit what the file holds; any other line may continue a message.
+        """
+        return self._start_shape.match(line) is not None
 
     def parse(self, line: str) -> Parsed | None:
         """The fields of a line that starts a record; None for a continuation line."""
@@ -661,6 +689,10 @@ class JsonParser:
         self.time_keys = (time_key,) if time_key else JSON_TIME_KEYS
         # Keys of its own in a record's fields (the rest are the line's).
         self.field_names = ("time_unreadable",)
+
+    def looks_like_start(self, line: str) -> bool:
+        """Any line: a JSON record is one line, so no other line continues its message."""
+        return True
 
     def parse(self, line: str) -> Parsed | None:
         if not line.startswith("{"):

@@ -44,6 +44,7 @@ class Record:
     timestamp: int
     end: int
     extra: list[str] = field(default_factory=list)
+    message_lines: int = 0  # how many of the extra lines continue the message (before a traceback)
     part: int = 0  # >0: one part of a line longer than the line limit
     last_part: bool = True
 

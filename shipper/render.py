@@ -2,7 +2,8 @@
 
 JSON output (the default) gives CloudWatch Logs Insights fields to filter on:
 ``level``, ``message`` (the object itself when the message was JSON), the format's
-other fields, ``category``, ``exception`` for a traceback, and ``time_unreadable``
+other fields, ``category``, ``exception`` for a traceback (a message's further lines
+go on with ``message``), and ``time_unreadable``
 when the written time could not be read (the event then carries the previous
 record's time, or the read time; it is counted in ``shipper_parse_fallbacks``).
 Raw output keeps the written text.  Either way key rules redact values under
@@ -17,6 +18,7 @@ rendered (a huge traceback) is truncated and marked ``truncated``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -185,7 +187,7 @@ class Renderer:
             self._check_time(fields, position, record.end, record.text)
             document = self._fields_document(record.text, fields)
             if record.extra:
-                document["exception"] = "\n".join(record.extra)
+                _add_lines(document, record)
             if record.part:
                 document["part"] = record.part
                 document["continued"] = not record.last_part
@@ -264,6 +266,25 @@ class Renderer:
             "original_bytes": size,
         }
         return _encode(document).decode()
+
+
+def _add_lines(document: Document, record: Record) -> None:
+    """A record's lines after its first: those before a traceback go on with its
+    ``message`` (a JSON document written over several lines becomes that object), the
+    traceback is its ``exception``."""
+    split = record.message_lines
+    if split:
+        message = document.get("message")
+        if not isinstance(message, str):
+            message = _encode(message).decode()
+        message = "\n".join([message, *record.extra[:split]])
+        if message[:1] == "{":
+            # Decoded, not kept as written: an event's encoded JSON holds no line break.
+            with contextlib.suppress(msgspec.DecodeError):
+                message = msgspec.json.decode(message)
+        document["message"] = message
+    if split < len(record.extra):
+        document["exception"] = "\n".join(record.extra[split:])
 
 
 def _as_dict(fields: Fields) -> Document | None:

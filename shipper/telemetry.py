@@ -56,6 +56,24 @@ def time_unreadable(category: str, path: str, offset: int, text: str) -> None:
     )
 
 
+def format_mismatch(
+    category: str, lines: int, path: str, offset: int, example: str | None, since: int
+) -> None:
+    """``lines`` lines of a source did not match its format; logged (with the first one,
+    which ends at ``offset``, and how many did not match ``since`` the last log) only
+    when the caller gives an ``example``: at most once a minute a source."""
+    metrics.FORMAT_MISMATCHES.labels(category).inc(lines)
+    if example is not None:
+        logs.get().warning(
+            "format.mismatch",
+            category=category,
+            path=path,
+            offset=offset,
+            example=example,
+            lines=since,
+        )
+
+
 def batch_delivered(
     group: str,
     stream: str,

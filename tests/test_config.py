@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -129,6 +130,63 @@ sources:
         assert "not valid YAML" in problems[0]
 
 
+class TestWords:
+    """Words are read as the docs write them, whatever YAML makes of them (promise 7:
+    what is refused says what is accepted)."""
+
+    def test_bare_off_no_and_false_turn_a_detector_off(self, tmp_path):
+        """`email: off` as the README writes it loads as YAML false: it means off."""
+        for word in ("off", "Off", "no", "false", '"off"'):
+            loaded = load_text(tmp_path, MINIMAL + f"masking:\n  email: {word}\n")
+            assert loaded.masking.email == "off", word
+
+    def test_bare_on_yes_and_true_turn_a_detector_on_with_its_usual_strategy(self, tmp_path):
+        for word in ("on", "yes", "true", "partial"):
+            loaded = load_text(tmp_path, MINIMAL + f"masking:\n  ipv4: {word}\n")
+            assert loaded.masking.ipv4 == "partial", word
+        loaded = load_text(tmp_path, MINIMAL + "masking:\n  ipv4: ${IPV4:-off}\n")
+        assert loaded.masking.ipv4 == "off"
+
+    def test_off_turns_off_a_key_whose_off_is_null_or_empty(self, tmp_path):
+        """`health.listen: off` is its documented null; `masking.keys: off` its []."""
+        loaded = load_text(tmp_path, MINIMAL + "health:\n  listen: off\nmasking:\n  keys: no\n")
+        assert loaded.health.listen is None
+        assert loaded.masking.keys == []
+
+    def test_switch_words_are_booleans_even_when_quoted_or_from_a_variable(self, tmp_path):
+        text = MINIMAL + "cloudwatch:\n  create_log_group: ${CREATE:-no}\n"
+        assert load_text(tmp_path, text).cloudwatch.create_log_group is False
+        assert load_text(tmp_path, text, env={"CREATE": "Yes"}).cloudwatch.create_log_group
+
+    def test_a_boolean_where_no_switch_word_fits_says_what_is_accepted(self, tmp_path):
+        problems = problems_of(tmp_path, MINIMAL + "masking:\n  email: maybe\n")
+        assert problems == [
+            "masking.email: 'maybe'; expected one of partial | redact | hash | off "
+            "(on, yes and true mean partial; off, no and false mean off)"
+        ]
+        text = MINIMAL.replace("sources:\n  - ", "sources:\n  - output: yes\n    ")
+        assert problems_of(tmp_path, text) == [
+            "sources[0].output: True; expected one of json | raw "
+            "(YAML reads a bare on/off, yes/no as true/false: quote the word)"
+        ]
+
+
+class TestEncoding:
+    def test_encoding_defaults_to_utf8_and_takes_any_python_codec(self, tmp_path):
+        assert load_text(tmp_path, MINIMAL).sources[0].encoding == "utf-8"
+        for name in ("cp949", "euc-kr", "gb18030", "utf-16", "latin-1"):
+            text = MINIMAL.replace("sources:\n  - ", f"sources:\n  - encoding: {name}\n    ")
+            assert load_text(tmp_path, text).sources[0].encoding == name
+
+    def test_an_unknown_encoding_names_the_key_and_value(self, tmp_path):
+        for name in ("klingon", "base64"):
+            text = MINIMAL.replace("sources:\n  - ", f"sources:\n  - encoding: {name}\n    ")
+            assert problems_of(tmp_path, text) == [
+                f"sources[0].encoding: '{name}'; expected a Python codec name (utf-8, cp949, "
+                "euc-kr, gb18030, utf-16, latin-1, ...)"
+            ]
+
+
 def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -181,6 +239,83 @@ class TestCommandLine:
         result = run_cli("check", "-c", "absent.yaml", cwd=tmp_path)
         assert result.returncode == 2
         assert "cannot read absent.yaml" in result.stderr
+
+
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def write_log(path: Path, form: logging.Formatter, messages: list[str], **options: str) -> None:
+    """Log ``messages`` to ``path`` through the stdlib's FileHandler."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, **options)
+    handler.setFormatter(form)
+    logger = logging.getLogger(f"tests.check.{path}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        for message in messages:
+            logger.info(message)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def check_with(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    text = MINIMAL + f"    format: '{FORMAT}'\n" + source + "state_dir: state\n"
+    (tmp_path / "shipper.yaml").write_text(text)
+    return run_cli("check", "-c", "shipper.yaml", cwd=tmp_path)
+
+
+class TestCheckFormat:
+    """`shipper check` reads the first lines of each file of each source and says
+    whether the format matches them (issue 20 item 4)."""
+
+    def test_a_matching_format_is_reported_as_such(self, tmp_path):
+        log = tmp_path / "logs" / "app" / "app.log"
+        write_log(log, logging.Formatter(FORMAT), ["one", "two"])
+        write_log(log.with_name("app.log.20240101"), logging.Formatter(FORMAT), ["old"])
+        result = check_with(tmp_path, "")
+        assert result.returncode == 0, result.stderr
+        assert "sources[0] (app): the format matches the first lines of 2 file(s)" in (
+            result.stdout
+        )
+
+    def test_a_format_matching_no_line_is_an_error_quoting_the_first_masked(self, tmp_path):
+        """The file has logging's default asctime (msecs), the datefmt has none."""
+        log = tmp_path / "logs" / "app" / "app.log"
+        write_log(log, logging.Formatter(FORMAT), ["signed up: someone@example.com", "two"])
+        result = check_with(tmp_path, "    datefmt: '%Y-%m-%d %H:%M:%S'\n")
+        assert result.returncode == 2
+        first = log.read_text().splitlines()[0]
+        masked = first.replace("someone@example.com", "**meon*@example.com")
+        assert f"warning: sources[0] (app): {log} line 1 does not match the format: {masked}" in (
+            result.stdout
+        )
+        assert "someone@example.com" not in result.stdout + result.stderr
+        assert (
+            f"sources[0].format: '{FORMAT}' matches none of the first 20 lines of {log} "
+            "(datefmt '%Y-%m-%d %H:%M:%S')"
+        ) in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_a_file_with_some_unmatched_lines_is_a_warning(self, tmp_path):
+        log = tmp_path / "logs" / "app" / "app.log"
+        seconds = logging.Formatter(FORMAT, "%Y-%m-%d %H:%M:%S")
+        write_log(log, seconds, ["one", "two\n  continued"])
+        write_log(log, logging.Formatter(FORMAT), ["from another handler"])
+        result = check_with(tmp_path, "    datefmt: '%Y-%m-%d %H:%M:%S'\n")
+        assert result.returncode == 0, result.stderr
+        assert f"warning: sources[0] (app): {log} line 4 does not match the format" in (
+            result.stdout
+        )
+
+    def test_files_are_read_in_the_sources_encoding(self, tmp_path):
+        log = tmp_path / "logs" / "app" / "app.log"
+        write_log(log, logging.Formatter(FORMAT), ["사용자 로그인"], encoding="utf-16")
+        result = check_with(tmp_path, "    encoding: utf-16\n")
+        assert result.returncode == 0, result.stderr
+        assert "the format matches" in result.stdout
 
 
 class TestReference:

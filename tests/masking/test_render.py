@@ -258,10 +258,10 @@ class TestAnyBytes:
             events += follower.read(cursor, 0) or []
             events += follower.flush_quiet(cursor, 0.0)
         follower.close()
-        assert len(events) == 1  # the appended line continues the record
+        assert len(events) == 1  # the appended line continues the record's message
         event = json.loads(events[0].message)
         assert "\x00" in event["message"]
-        assert "\\xff\\xfe" in event["exception"]
+        assert "\\xff\\xfe" in event["message"]
         assert ADDRESS not in events[0].message
 
 

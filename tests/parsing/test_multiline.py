@@ -7,6 +7,7 @@ records are what ``logging`` formatted for each call.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -272,3 +273,143 @@ class TestQuietFile:
         follower.close()
         assert len(events) == 200
         assert all(e.message.count("Traceback (most recent call last)") == 2 for e in events)
+
+
+class _File:
+    """Where rendered test records come from (the renderer reports by file)."""
+
+    category = "app"
+    path = "app.log"
+
+    def delivered(self, offset: int) -> None:
+        pass
+
+
+def rendered(records: list[Record]) -> list[dict[str, object]]:
+    """The JSON events of ``records`` as CloudWatch would get them."""
+    events = Renderer("app", "json", Masker(), json_lines=False).events(records, _File())
+    return [json.loads(event.message) for event in events]
+
+
+def unmatched(lines: list[str], fmt: str, datefmt: str | None = None) -> tuple[list[Record], int]:
+    """The records of ``lines`` and how many lines stood alone unmatched."""
+    assembler = Assembler(build_parser(fmt, datefmt, "UTC"), 1000)
+    records = assembler.feed([(line, n) for n, line in enumerate(lines)], 0)
+    last = assembler.flush()
+    return records + ([last] if last else []), assembler.take_unmatched()[0]
+
+
+class TestMessageLines:
+    """Lines the format does not match: a message's further lines continue its
+    ``message``; a traceback is its ``exception``; any other line stands alone and
+    counts as a format mismatch (issue 20 item 4)."""
+
+    def test_a_multi_line_message_continues_the_message_not_the_exception(self) -> None:
+        def calls(log: logging.Logger) -> None:
+            log.info("order 7 shipped:\n  item: lamp\n\n  item: desk")
+            log.info("next")
+
+        written = write_logs(logging.Formatter(APP_FORMAT), calls)
+        records, alone = unmatched(written.lines, APP_FORMAT)
+        assert alone == 0
+        first, second = rendered(records)
+        assert first["message"] == "order 7 shipped:\n  item: lamp\n\n  item: desk"
+        assert "exception" not in first
+        assert second["message"] == "next"
+
+    def test_a_message_then_its_traceback_split_between_message_and_exception(self) -> None:
+        def calls(log: logging.Logger) -> None:
+            try:
+                _divide(1, 0)
+            except ZeroDivisionError:
+                log.exception("division failed\nfor user 7")
+
+        written = write_logs(logging.Formatter(APP_FORMAT), calls)
+        records, alone = unmatched(written.lines, APP_FORMAT)
+        (event,) = rendered(records)
+        assert alone == 0
+        assert event["message"] == "division failed\nfor user 7"
+        assert isinstance(event["exception"], str)
+        assert event["exception"].startswith("Traceback (most recent call last):")
+        assert event["exception"].endswith("ZeroDivisionError: division by zero")
+
+    def test_an_exception_note_after_the_traceback_stays_in_the_exception(self) -> None:
+        written = write_logs(logging.Formatter(APP_FORMAT), with_note)
+        (event,) = rendered(unmatched(written.lines, APP_FORMAT)[0])
+        assert event["message"] == "ratio"
+        assert str(event["exception"]).endswith("while computing the ratio")
+
+    def test_a_pretty_printed_json_message_becomes_its_object(self) -> None:
+        document = {"url": "/pay", "statusCode": 502, "errorDetail": "upstream"}
+
+        def calls(log: logging.Logger) -> None:
+            log.error(json.dumps(document, indent=2))
+
+        written = write_logs(logging.Formatter(APP_FORMAT), calls)
+        (event,) = rendered(unmatched(written.lines, APP_FORMAT)[0])
+        assert event["message"] == document
+
+    def test_a_datefmt_without_the_written_msecs_gives_one_event_per_line(self) -> None:
+        """The file has ``2024-01-01 10:00:00,123``, the config's datefmt no msecs: no
+        line matches; each stands alone, counted, none glued to another; a traceback
+        still joins the line that logged it."""
+
+        def calls(log: logging.Logger) -> None:
+            for n in range(5):
+                log.info("request %d done", n)
+            plain(log)
+            log.info("after")
+
+        written = write_logs(logging.Formatter(APP_FORMAT), calls)
+        records, alone = unmatched(written.lines, APP_FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
+        assert as_texts(records) == written.parts
+        assert alone == 7
+        events = rendered(records)
+        first_lines = [part.split("\n")[0] for part in written.parts]
+        assert [e["message"] for e in events] == first_lines
+        assert "exception" in events[5]
+        assert all("level" not in e for e in events)
+
+    def test_a_record_start_the_format_does_not_fit_stands_alone_after_a_matched_one(
+        self,
+    ) -> None:
+        """A second handler writing msecs into the same file: its lines look like record
+        starts, so they are not taken for the message of the matched line before."""
+        matched = write_logs(logging.Formatter(APP_FORMAT, "%Y-%m-%d %H:%M:%S"), plain)
+        other = write_logs(logging.Formatter(APP_FORMAT), lambda log: log.info("other"))
+        lines = matched.lines + other.lines
+        records, alone = unmatched(lines, APP_FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
+        assert as_texts(records) == [matched.parts[0], other.parts[0]]
+        assert alone == 1
+        assert rendered(records)[1] == {"message": other.parts[0], "category": "app"}
+
+    def test_lines_after_an_unmatched_line_stand_alone(self) -> None:
+        lines = ["garbage one", "garbage two", "", "garbage three"]
+        records, alone = unmatched(lines, APP_FORMAT)
+        assert as_texts(records) == ["garbage one", "garbage two\n", "garbage three"]
+        assert alone == 3  # the blank line continues, and is never a mismatch
+
+    def test_json_lines_take_no_continuation(self) -> None:
+        """A JSON record is one line: a text line after it stands alone, counted."""
+        lines = ['{"message": "a", "level": "info"}', "uvicorn started", '{"message": "b"}']
+        records, alone = unmatched(lines, "json")
+        assert as_texts(records) == lines
+        assert alone == 1
+
+    def test_lines_past_max_lines_go_on_in_a_new_record_and_are_no_mismatch(self) -> None:
+        """A record full at ``max_lines`` is complete; its further lines (a traceback's,
+        a message's) go on in the next record, not one event each, and count as nothing."""
+
+        def calls(log: logging.Logger) -> None:
+            log.info("listing:\n" + "\n".join(f"  row {n}" for n in range(12)))
+            chained_context(log)
+            log.info("after")
+
+        written = write_logs(logging.Formatter(APP_FORMAT), calls)
+        assembler = Assembler(build_parser(APP_FORMAT, None, "UTC"), 5)
+        records = assembler.feed([(line, n) for n, line in enumerate(written.lines)], 0)
+        records.append(assembler.flush())  # type: ignore[arg-type]
+        assert assembler.take_unmatched() == (0, None)
+        assert "\n".join(as_texts(records)) == "\n".join(written.lines)
+        assert all(len(record.extra) == 4 for record in records[:2])
+        assert len(records) < len(written.lines) / 3
