@@ -41,6 +41,7 @@ from pathlib import Path
 from shipper import telemetry
 from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
+from shipper.filters import FileFilter, Kept, mark_events, source_filters
 from shipper.multiline import Assembler, assembler_for, whole_lines
 from shipper.parse import FormatParser, datefmt_pattern
 from shipper.records import FileEvents, Line, Record
@@ -124,8 +125,11 @@ class Cursor:
         # The followed file this one is a copy of, while that one is intact: this copy is
         # read only if the original is truncated (copytruncate), from where it stopped.
         self.copy_of: Cursor | None = None
+        self.filtering: FileFilter | None = None  # the source's filters, with a held repeat
 
     def pending_record(self) -> bool:
+        if self.filtering is not None and self.filtering.holding:
+            return True
         return self.assembler is not None and self.assembler.pending is not None
 
     def delivered(self, offset: int) -> None:
@@ -184,6 +188,7 @@ class Follower:
         # Content generations ended by a truncation while a record was still open.
         self.orphans: list[Cursor] = []
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
+        self.filters = source_filters(source)  # None: no filters, nothing to pay per record
 
     # ------------------------------------------------------------------ discovery
 
@@ -350,6 +355,7 @@ class Follower:
         cursor.size = fst.st_size
         cursor.seen = (fst.st_size, fst.st_mtime_ns)
         cursor.assembler = assembler_for(self.source, self.rows)
+        cursor.filtering = self.filters.for_file() if self.filters else None
         self.cursors[key] = cursor
         cursor.copy_of = original
         if offset >= fst.st_size and not live:
@@ -458,6 +464,7 @@ class Follower:
         cursor.live, cursor.order, cursor.size = old.live, old.order, size
         cursor.seen = old.seen
         cursor.assembler = assembler_for(self.source, self.rows)
+        cursor.filtering = self.filters.for_file() if self.filters else None
         self.cursors[key] = cursor
         return cursor
 
@@ -511,6 +518,8 @@ class Follower:
         ):
             fp_len, fp = fingerprint(cursor.fd)
             cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
+        if cursor.filtering is not None:
+            return self._filtered(cursor, cursor.filtering.apply(records, time.monotonic()))
         return self.renderer.events(records, cursor, key_free_from)
 
     def _ascii_records(
@@ -637,8 +646,12 @@ class Follower:
         return [each for each in events if each]
 
     def flush_quiet(self, cursor: Cursor, quiet_for: float) -> FileEvents:
-        """The pending record of a file quiet for ``quiet_for`` seconds, as events."""
+        """The pending record of a file quiet for ``quiet_for`` seconds, as events (and
+        a repeat held by the filters whose window passed; any, when ``quiet_for`` is 0)."""
         assembler = cursor.assembler
+        filtering = cursor.filtering
+        if filtering is not None and filtering.holding:
+            return self._flush_filtered(cursor, filtering, quiet_for)
         if assembler is None or assembler.pending is None:
             return FileEvents(cursor)
         if quiet_for > 0 and (
@@ -646,7 +659,44 @@ class Follower:
         ):
             return FileEvents(cursor)  # not read to its end yet, or not quiet there long enough
         record = assembler.flush()
-        return self.renderer.events([record] if record else [], cursor)
+        records = [record] if record else []
+        if filtering is not None:
+            return self._filtered(cursor, filtering.apply(records, time.monotonic()))
+        return self.renderer.events(records, cursor)
+
+    def _flush_filtered(
+        self, cursor: Cursor, filtering: FileFilter, quiet_for: float
+    ) -> FileEvents:
+        """:meth:`flush_quiet` of a file whose filters hold a repeat: the pending record
+        (when complete) goes through the filters first, then the repeat is shipped if
+        its window passed or the file is flushed for good."""
+        now = time.monotonic()
+        kept = Kept()
+        assembler = cursor.assembler
+        if assembler is not None and assembler.pending is not None:
+            quiet = cursor.quiet_since is not None and now - cursor.quiet_since >= quiet_for
+            record = assembler.flush() if quiet_for <= 0 or quiet else None
+            if record is not None:
+                kept = filtering.apply([record], now)
+        rest = filtering.flush(now, force=quiet_for <= 0)
+        kept.records += rest.records
+        kept.marks.update(rest.marks)
+        kept.dropped.update(rest.dropped)
+        if rest.records or rest.acknowledge_to:
+            kept.acknowledge_to = rest.acknowledge_to
+        return self._filtered(cursor, kept)
+
+    def _filtered(self, cursor: Cursor, kept: Kept) -> FileEvents:
+        """The events of what the filters kept, marked; the dropped records counted and,
+        after the last event, acknowledged with it."""
+        events = self.renderer.events(kept.records, cursor)
+        mark_events(events, kept.marks, self.source.output == "raw")
+        last = events.ends[-1] if events.ends else 0
+        if kept.acknowledge_to > last:
+            events.acknowledge_to = kept.acknowledge_to
+        for reason, count in kept.dropped.items():
+            telemetry.records_dropped(self.category, reason, count)
+        return events
 
     # ------------------------------------------------------------------ state
 
