@@ -1,0 +1,133 @@
+"""Filters in a real shipper process (issue 21): an app writes through the stdlib's
+logging, the shipper drops, samples and folds as configured, and moto's server holds
+exactly the events kept; ``shipper_records_dropped_total`` counts each dropped record
+once, and dropped positions are not read again after a restart (SPEC §3.1, §3.2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+from pathlib import Path
+from typing import Any
+
+from tests.scenarios.conftest import FORMAT, Scenario
+from tests.support.probe import scrape
+from tests.support.process import ShipperProcess, wait_until
+
+FILTERS: dict[str, Any] = {
+    "min_level": "info",
+    "exclude": ["GET /healthz"],
+    "sample": [{"match": "GET /status", "keep_one_in": 5}],
+    "collapse_repeats": "2s",
+}
+
+
+def app_logger(path: Path, name: str) -> tuple[logging.Logger, logging.Handler]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.WatchedFileHandler(path)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    logger = logging.getLogger(f"scenario.filters.{name}")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger, handler
+
+
+def shipped(scenario: Scenario) -> list[dict[str, Any]]:
+    return [json.loads(event["message"]) for event in scenario.moto.events(scenario.group)]
+
+
+def dropped(url: str, reason: str) -> float:
+    return scrape(url).value("shipper_records_dropped_total", category="app", reason=reason)
+
+
+class TestFiltersInAProcess:
+    def test_exactly_the_kept_events_and_the_counters(self, scenario: Scenario) -> None:
+        """Levels, exclusions, sampling and a retry loop's repeats: CloudWatch holds the
+        kept records (sampled ones marked), the retry loop as one event marked with its
+        count, shipped when its window ended while the shipper ran; each dropped record
+        is counted once under its reason.  After a graceful restart nothing is read
+        again: no duplicate, no second count."""
+        logger, handler = app_logger(scenario.live, "exact")
+        config = scenario.config(FILTERS, health={"listen": "127.0.0.1:0"})
+        try:
+            for n in range(5):
+                logger.info("order %d placed", n)
+                logger.debug("cache probe %d", n)
+                logger.info("GET /healthz 200")
+            for n in range(12):
+                logger.info("GET /status %d", n)
+            for _ in range(1000):
+                logger.error("retry failed: connection refused")
+            logger.warning("gave up")
+            for n in range(3):
+                logger.debug("trailing detail %d", n)
+            with ShipperProcess(config) as shipper:
+                url = shipper.health_url()
+                wait_until(lambda: len(shipped(scenario)) >= 10, timeout=30, interval=0.3)
+                events = shipped(scenario)
+                assert [e["message"] for e in events] == [
+                    *(f"order {n} placed" for n in range(5)),
+                    "GET /status 0",
+                    "GET /status 5",
+                    "GET /status 10",
+                    "retry failed: connection refused",
+                    "gave up",
+                ]
+                assert [e.get("sampled") for e in events[5:8]] == [5, 5, 5]
+                assert events[8]["repeated"] == 1000
+                assert events[8]["level"] == "ERROR"
+                assert "repeated" not in events[9]
+                assert "sampled" not in events[0]
+                wait_until(lambda: dropped(url, "level") == 8, timeout=10)
+                assert dropped(url, "exclude") == 5
+                assert dropped(url, "sample") == 9
+                assert dropped(url, "repeat") == 999
+                assert scrape(url).value("shipper_records_shipped_total") == 10
+                assert shipper.stop() == 0
+            saved = json.loads((scenario.tmp_path / "state" / "checkpoints.json").read_text())
+            assert str(scenario.live.stat().st_size) in json.dumps(saved)
+
+            logger.info("after restart")
+            logger.debug("dropped after restart")
+            with ShipperProcess(config) as shipper:
+                url = shipper.health_url()
+                wait_until(lambda: len(shipped(scenario)) >= 11, timeout=30, interval=0.3)
+                wait_until(lambda: dropped(url, "level") == 1, timeout=10)
+                metrics = scrape(url)
+                assert shipper.stop() == 0
+            assert [e["message"] for e in shipped(scenario)][10:] == ["after restart"]
+            for reason in ("exclude", "sample", "repeat"):
+                assert metrics.value("shipper_records_dropped_total", reason=reason) == 0
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+
+    def test_a_held_repeat_is_shipped_when_the_shipper_stops(self, scenario: Scenario) -> None:
+        """A repeat held for a long window is not held forever: SIGTERM ships it, and
+        its positions are acknowledged (a restart reads nothing again)."""
+        logger, handler = app_logger(scenario.live, "stop")
+        config = scenario.config({"collapse_repeats": "1h"})
+        try:
+            logger.info("first")
+            for _ in range(50):
+                logger.error("disk full")
+            with ShipperProcess(config) as shipper:
+                wait_until(lambda: len(shipped(scenario)) >= 1, timeout=30, interval=0.3)
+                wait_until(lambda: shipper.find("batch.delivered"), timeout=10)
+                assert shipper.stop() == 0
+            events = shipped(scenario)
+            assert [(e["message"], e.get("repeated")) for e in events] == [
+                ("first", None),
+                ("disk full", 50),
+            ]
+            with ShipperProcess(config) as shipper:
+                wait_until(lambda: shipper.find("file.opened"), timeout=10)
+                assert shipper.find("file.opened")[0]["offset"] == scenario.live.stat().st_size
+                assert shipper.stop() == 0
+            assert len(shipped(scenario)) == 2
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
