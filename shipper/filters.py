@@ -104,12 +104,22 @@ class Kept:
     """What the filters let through of one step's records (in file order), with the
     marks of some (by the end offset of the record they are put on), the dropped
     records by reason, and where the dropped records after the last kept one end
-    (0: none to acknowledge on their own)."""
+    (0: none to acknowledge on their own).
+
+    ``key_rules_until``: the kept records from this index on need no key rules (as
+    :meth:`shipper.render.Renderer.events` takes it): those the reader found no
+    key-rule key for, which keeps the renderer's fast path for them."""
 
     records: list[Record | Line] = field(default_factory=list)
     marks: dict[int, tuple[str, int]] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
     acknowledge_to: int = 0
+    key_rules_until: int = 0
+
+    def keep(self, record: Record | Line, key_rules: bool) -> None:
+        self.records.append(record)
+        if key_rules:
+            self.key_rules_until = len(self.records)
 
 
 class SourceFilters:
@@ -183,8 +193,10 @@ def repeat_key(record: Record | Line) -> object:
     else:
         text, fields, extra = record[0], record[1], ()
     if isinstance(fields, msgspec.Struct):
-        fields = msgspec.structs.asdict(fields)
+        return fields, extra  # a format's row holds no time: compared as it is
     if fields:
+        if TIME_KEYS.isdisjoint(fields):
+            return fields, extra
         return {k: v for k, v in fields.items() if k not in TIME_KEYS}, extra
     return _WRITTEN_TIME.sub("", text), extra
 
@@ -199,20 +211,29 @@ class FileFilter:
         self.held_count = 0
         self.held_end = 0  # where the last record folded into it ends
         self.held_since = 0.0  # monotonic seconds
+        self.held_key_rules = True  # whether the held record needs key rules
         self.dropped_after_held = 0  # where dropped records after the held one end
 
     @property
     def holding(self) -> bool:
         return self.held is not None
 
-    def apply(self, records: Sequence[Record | Line], now: float) -> Kept:
-        """The records of one read step that become events, in order."""
+    def apply(
+        self, records: Sequence[Record | Line], now: float, key_rules_until: int | None = None
+    ) -> Kept:
+        """The records of one read step that become events, in order.
+
+        ``key_rules_until``: the records from this index on need no key rules (None:
+        all of them need them), as the reader found; carried over to what is kept.
+        """
         source = self.source
         kept = Kept()
         window = source.collapse_ms
         if self.held is not None and now - self.held_since >= (window or 0) / 1000:
             self._release(kept)
-        for record in records:
+        if key_rules_until is None:
+            key_rules_until = len(records)
+        for index, record in enumerate(records):
             reason, sampled = source.judge(record)
             end = record.end if isinstance(record, Record) else record[3]
             if reason is not None:
@@ -224,8 +245,9 @@ class FileFilter:
                 continue
             if sampled:
                 kept.marks[end] = ("sampled", sampled)
+            key_rules = index < key_rules_until
             if window is None:
-                kept.records.append(record)
+                kept.keep(record, key_rules)
                 kept.acknowledge_to = 0
                 continue
             key = repeat_key(record)
@@ -243,11 +265,11 @@ class FileFilter:
                 continue
             self._release(kept)
             if sampled:  # a sampled record stands for others already: never folded
-                kept.records.append(record)
+                kept.keep(record, key_rules)
                 kept.acknowledge_to = 0
                 continue
             self.held, self.held_key, self.held_count = record, key, 1
-            self.held_end, self.held_since = end, now
+            self.held_end, self.held_since, self.held_key_rules = end, now, key_rules
         return kept
 
     def flush(self, now: float, force: bool) -> Kept:
@@ -269,7 +291,7 @@ class FileFilter:
                 held = replace(held, end=end)
         elif held[3] != end:
             held = (held[0], held[1], held[2], end)
-        kept.records.append(held)
+        kept.keep(held, self.held_key_rules)
         if self.held_count > 1:
             kept.marks[end] = ("repeated", self.held_count)
         kept.acknowledge_to = self.dropped_after_held

@@ -519,7 +519,8 @@ class Follower:
             fp_len, fp = fingerprint(cursor.fd)
             cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
         if cursor.filtering is not None:
-            return self._filtered(cursor, cursor.filtering.apply(records, time.monotonic()))
+            kept = cursor.filtering.apply(records, time.monotonic(), key_free_from)
+            return self._filtered(cursor, kept)
         return self.renderer.events(records, cursor, key_free_from)
 
     def _ascii_records(
@@ -675,11 +676,12 @@ class Follower:
         assembler = cursor.assembler
         if assembler is not None and assembler.pending is not None:
             quiet = cursor.quiet_since is not None and now - cursor.quiet_since >= quiet_for
-            record = assembler.flush() if quiet_for <= 0 or quiet else None
-            if record is not None:
-                kept = filtering.apply([record], now)
+            pending = assembler.flush() if quiet_for <= 0 or quiet else None
+            if pending is not None:
+                kept = filtering.apply([pending], now)
         rest = filtering.flush(now, force=quiet_for <= 0)
-        kept.records += rest.records
+        for record in rest.records:
+            kept.keep(record, key_rules=True)
         kept.marks.update(rest.marks)
         kept.dropped.update(rest.dropped)
         if rest.records or rest.acknowledge_to:
@@ -689,7 +691,7 @@ class Follower:
     def _filtered(self, cursor: Cursor, kept: Kept) -> FileEvents:
         """The events of what the filters kept, marked; the dropped records counted and,
         after the last event, acknowledged with it."""
-        events = self.renderer.events(kept.records, cursor)
+        events = self.renderer.events(kept.records, cursor, kept.key_rules_until)
         mark_events(events, kept.marks, self.source.output == "raw")
         last = events.ends[-1] if events.ends else 0
         if kept.acknowledge_to > last:

@@ -17,7 +17,7 @@ from shipper.app import build_follower
 from shipper.batcher import Batcher
 from shipper.checkpoints import State
 from shipper.filters import FileFilter, SourceFilters, mark_events, parse_duration
-from shipper.mask import Masker
+from shipper.mask import Masker, masker_for
 from shipper.records import FileEvents, Line, Record
 from shipper.render import Renderer
 
@@ -227,6 +227,24 @@ class TestAcknowledgement:
         assert len(sealed.events) == 1
 
 
+class TestKeyRules:
+    """Filtering keeps the reader's finding of which records need no key rules, and
+    never lets a record that needs them skip them (SPEC §3.4)."""
+
+    def test_the_key_free_suffix_is_carried_to_what_is_kept(self) -> None:
+        file = SourceFilters(min_level=20).for_file()
+        records = [line("a", 1), line("b", 2, "DEBUG"), line("c", 3), line("d", 4)]
+        assert file.apply(records, 0.0, key_rules_until=2).key_rules_until == 1
+        assert file.apply(records, 0.0).key_rules_until == 3
+
+    def test_a_held_repeat_keeps_its_need_for_key_rules(self) -> None:
+        file = SourceFilters(collapse_seconds=10).for_file()
+        file.apply([line("token=1", 1)], 0.0, key_rules_until=1)
+        kept = file.apply([line("other", 2)], 0.0, key_rules_until=0)
+        assert texts(kept.records) == ["[INFO] token=1"]
+        assert kept.key_rules_until == 1
+
+
 class TestMarks:
     """Kept events say what they stand for: a JSON key, or a visible mark in raw text."""
 
@@ -312,6 +330,37 @@ class TestFollower:
     def test_a_source_without_filters_has_none(self, tmp_path: Path) -> None:
         follower = build_follower(self.source(tmp_path, ""), State(), Masker("off"), 0.0)
         assert follower.filters is None
+
+    def test_key_rules_still_apply_to_filtered_records(self, tmp_path: Path) -> None:
+        path = tmp_path / "app.log"
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("[%(levelname)s] %(asctime)s %(message)s"))
+        logger = logging.getLogger("tests.filters.keys")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        for _ in range(3):
+            logger.info(json.dumps({"user": "kim", "password": "hunter2"}))
+        logger.info("done")
+        logger.removeHandler(handler)
+        handler.close()
+        source = self.source(tmp_path, "    collapse_repeats: 10s\n")
+        masker = masker_for(config.MaskingConfig())
+        follower = build_follower(source, State(), masker, 0.0)
+        try:
+            (cursor,) = follower.scan()
+            events = follower.read(cursor, NOW_MS)
+            assert events is not None
+            rest = follower.flush_quiet(cursor, 0.0)
+            shipped = [json.loads(e.message) for e in [*events, *rest]]
+        finally:
+            follower.close()
+        assert [e["message"] for e in shipped] == [
+            {"user": "kim", "password": "<redacted>"},
+            "done",
+        ]
+        assert shipped[0]["repeated"] == 3
+        assert "hunter2" not in json.dumps(shipped)
 
     def test_trailing_dropped_records_are_acknowledged_with_the_step(self, tmp_path: Path) -> None:
         path = tmp_path / "app.log"
