@@ -23,7 +23,7 @@ A record is judged on what was written, before masking, in this order:
 
 Dropped records are acknowledged like delivered ones, in file order: a step's dropped
 records after its last event are acknowledged with the batch that takes the step
-(:attr:`FileFilter.acknowledge_to`), and none is acknowledged past a record still held.
+(:attr:`Kept.acknowledge_to`), and none is acknowledged past a record still held.
 
 Everything here is pure: the caller passes ``now`` (monotonic seconds).
 """

@@ -39,7 +39,7 @@ from shipper.app import build_follower
 from shipper.checkpoints import SourceCheckpoint, State
 from shipper.config import Config, SourceConfig
 from shipper.filters import REASONS, source_filters
-from shipper.follow import source_key
+from shipper.follow import rotated_pattern, source_key
 from shipper.mask import Masker, masker_for
 from shipper.records import FileEvents
 
@@ -178,8 +178,6 @@ def read_from_disk(
 
 def files_within(source: SourceConfig, since: float) -> int:
     """How many of the source's files (live and rotated) were modified since ``since``."""
-    from shipper.follow import rotated_pattern
-
     pattern = rotated_pattern(source.path.name, source.rotated)
     folder = source.path.parent
     if not folder.is_dir():

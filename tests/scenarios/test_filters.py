@@ -12,7 +12,7 @@ import logging.handlers
 from pathlib import Path
 from typing import Any
 
-from tests.scenarios.conftest import FORMAT, Scenario
+from tests.scenarios.conftest import FORMAT, Scenario, rollover, timed_handler
 from tests.support.probe import scrape
 from tests.support.process import ShipperProcess, wait_until
 
@@ -128,6 +128,41 @@ class TestFiltersInAProcess:
                 assert shipper.find("file.opened")[0]["offset"] == scenario.live.stat().st_size
                 assert shipper.stop() == 0
             assert len(shipped(scenario)) == 2
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+
+    def test_a_repeat_held_in_a_rotated_file_is_shipped_when_it_is_done(
+        self, scenario: Scenario
+    ) -> None:
+        """Raw output, a midnight rollover in the middle of a retry loop: the rotated
+        file's repeat is shipped once that file is read to its end (not held until the
+        window or the stop), marked in the text; the live file's follows it."""
+        handler = timed_handler(scenario.live)
+        handler.setFormatter(logging.Formatter(FORMAT))
+        logger = logging.getLogger("scenario.filters.rotated")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        config = scenario.config({"output": "raw", "collapse_repeats": "1h"})
+        try:
+            with ShipperProcess(config) as shipper:
+                for _ in range(30):
+                    logger.error("upstream timeout")
+                rollover(handler, 0)
+                for _ in range(20):
+                    logger.error("upstream timeout")
+                logger.info("recovered")
+                wait_until(lambda: len(scenario.moto.events(scenario.group)) >= 2, timeout=30)
+                messages = [e["message"] for e in scenario.moto.events(scenario.group)]
+                assert shipper.stop() == 0
+            assert [m.split(" ", 2)[2] for m in messages] == [
+                "ERROR upstream timeout …[repeated 30 times]",
+                "ERROR upstream timeout …[repeated 20 times]",
+            ]
+            final = [e["message"] for e in scenario.moto.events(scenario.group)]
+            assert final[2].endswith("INFO recovered")
+            assert len(final) == 3
         finally:
             logger.removeHandler(handler)
             handler.close()
