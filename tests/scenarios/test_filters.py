@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import time
 from pathlib import Path
 from typing import Any
 
 from tests.scenarios.conftest import FORMAT, Scenario, rollover, timed_handler
 from tests.support.probe import scrape
 from tests.support.process import ShipperProcess, wait_until
+from tests.support.strict_front import StrictFront
 
 FILTERS: dict[str, Any] = {
     "min_level": "info",
@@ -163,6 +165,49 @@ class TestFiltersInAProcess:
             final = [e["message"] for e in scenario.moto.events(scenario.group)]
             assert final[2].endswith("INFO recovered")
             assert len(final) == 3
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+
+    def test_dropped_positions_wait_behind_records_in_flight(
+        self, scenario: Scenario, front: StrictFront
+    ) -> None:
+        """CloudWatch unavailable: kept records are in flight (retried), then records
+        the filters drop are read.  Their acknowledgement waits behind the kept ones:
+        the file's delivered offset does not move until CloudWatch has them, then it
+        reaches the end of the file (SPEC §3.1, §3.2)."""
+        logger, handler = app_logger(scenario.live, "in-flight")
+        config = scenario.config(
+            {"min_level": "INFO"},
+            cloudwatch={"endpoint_url": front.url},
+            health={"listen": "127.0.0.1:0"},
+        )
+        path = str(scenario.live)
+        try:
+            with ShipperProcess(config) as shipper:
+                url = shipper.health_url()
+                front.inject("unavailable", seconds=8)
+                for n in range(5):
+                    logger.info("kept %d", n)
+                wait_until(
+                    lambda: scrape(url).value("shipper_lines_read_total", category="app") == 5
+                )
+                wait_until(lambda: shipper.find("put.retry"), timeout=10)
+                for n in range(50):
+                    logger.debug("dropped %d", n)
+                wait_until(lambda: dropped(url, "level") == 50, timeout=10)
+                size = scenario.live.stat().st_size
+                time.sleep(2.5)  # rescans update the lag gauge meanwhile
+                lag = scrape(url).value("shipper_checkpoint_lag_bytes", path=path)
+                assert lag == size  # nothing acknowledged while the kept records are out
+                assert shipped(scenario) == []
+                wait_until(lambda: len(shipped(scenario)) == 5, timeout=40, interval=0.3)
+                wait_until(
+                    lambda: scrape(url).value("shipper_checkpoint_lag_bytes", path=path) == 0,
+                    timeout=10,
+                )
+                assert shipper.stop() == 0
+            assert [e["message"] for e in shipped(scenario)] == [f"kept {n}" for n in range(5)]
         finally:
             logger.removeHandler(handler)
             handler.close()
