@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from shipper.records import EVENT_OVERHEAD, Event, FileEvents, Line, Record, utf8_len
+from shipper.records import EVENT_OVERHEAD, Event, FileEvents, Line, Position, Record, utf8_len
 
 if TYPE_CHECKING:
     from shipper.config import SourceConfig
+    from shipper.render import Renderer
 
 # Python's logging levels by name, with the aliases other loggers write.
 LEVELS = {
@@ -272,9 +273,10 @@ class FileFilter:
             self.held_end, self.held_since, self.held_key_rules = end, now, key_rules
         return kept
 
-    def flush(self, now: float, force: bool) -> Kept:
-        """The held record, when its window has passed (or ``force``), as kept."""
-        kept = Kept()
+    def flush(self, now: float, force: bool, pending: Record | None = None) -> Kept:
+        """The held record, when its window has passed (or ``force``), as kept; after
+        ``pending``, a record the reader completed meanwhile, through the filters."""
+        kept = self.apply([pending], now) if pending is not None else Kept()
         window = (self.source.collapse_ms or 0) / 1000
         if self.held is not None and (force or now - self.held_since >= window):
             self._release(kept)
@@ -320,6 +322,17 @@ def mark_events(events: FileEvents, marks: dict[int, tuple[str, int]], raw: bool
             message = f'{event.message[:-1]},"{key}":{count}}}'
         events.events[index] = Event(event.timestamp, message)
         events.sizes[index] = utf8_len(message) + EVENT_OVERHEAD
+
+
+def render_kept(renderer: Renderer, kept: Kept, position: Position) -> FileEvents:
+    """The events of what the filters kept, marked, acknowledging the dropped records
+    after the last of them."""
+    events = renderer.events(kept.records, position, kept.key_rules_until)
+    mark_events(events, kept.marks, renderer.output == "raw")
+    last = events.ends[-1] if events.ends else 0
+    if kept.acknowledge_to > last:
+        events.acknowledge_to = kept.acknowledge_to
+    return events
 
 
 def source_filters(source: SourceConfig) -> SourceFilters | None:

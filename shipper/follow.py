@@ -41,7 +41,7 @@ from pathlib import Path
 from shipper import telemetry
 from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
-from shipper.filters import FileFilter, Kept, mark_events, source_filters
+from shipper.filters import FileFilter, Kept, render_kept, source_filters
 from shipper.multiline import Assembler, assembler_for, whole_lines
 from shipper.parse import FormatParser, datefmt_pattern
 from shipper.records import FileEvents, Line, Record
@@ -672,33 +672,17 @@ class Follower:
         (when complete) goes through the filters first, then the repeat is shipped if
         its window passed or the file is flushed for good."""
         now = time.monotonic()
-        kept = Kept()
         assembler = cursor.assembler
+        pending = None
         if assembler is not None and assembler.pending is not None:
             quiet = cursor.quiet_since is not None and now - cursor.quiet_since >= quiet_for
             pending = assembler.flush() if quiet_for <= 0 or quiet else None
-            if pending is not None:
-                kept = filtering.apply([pending], now)
-        rest = filtering.flush(now, force=quiet_for <= 0)
-        for record in rest.records:
-            kept.keep(record, key_rules=True)
-        kept.marks.update(rest.marks)
-        kept.dropped.update(rest.dropped)
-        if rest.records or rest.acknowledge_to:
-            kept.acknowledge_to = rest.acknowledge_to
-        return self._filtered(cursor, kept)
+        return self._filtered(cursor, filtering.flush(now, quiet_for <= 0, pending))
 
     def _filtered(self, cursor: Cursor, kept: Kept) -> FileEvents:
-        """The events of what the filters kept, marked; the dropped records counted and,
-        after the last event, acknowledged with it."""
-        events = self.renderer.events(kept.records, cursor, kept.key_rules_until)
-        mark_events(events, kept.marks, self.source.output == "raw")
-        last = events.ends[-1] if events.ends else 0
-        if kept.acknowledge_to > last:
-            events.acknowledge_to = kept.acknowledge_to
         for reason, count in kept.dropped.items():
             telemetry.records_dropped(self.category, reason, count)
-        return events
+        return render_kept(self.renderer, kept, cursor)
 
     # ------------------------------------------------------------------ state
 
