@@ -25,7 +25,8 @@ Dropped records are acknowledged like delivered ones, in file order: a step's dr
 records after its last event are acknowledged with the batch that takes the step
 (:attr:`Kept.acknowledge_to`), and none is acknowledged past a record still held.
 
-Everything here is pure: the caller passes ``now`` (monotonic seconds).
+The filtering is pure: the caller passes ``now`` (monotonic seconds) and counts what
+was dropped; :func:`render_kept` hands what was kept to the source's renderer.
 """
 
 from __future__ import annotations
