@@ -24,6 +24,7 @@ Progress goes to stderr every few seconds while a large folder is read.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 from collections import Counter
@@ -47,6 +48,7 @@ from shipper.records import FileEvents
 LIST_PRICE_PER_GB = {"STANDARD": 0.50, "INFREQUENT_ACCESS": 0.25}
 GB = 1 << 30
 DAY_SECONDS = 86_400
+DAY_MS = DAY_SECONDS * 1000
 MONTH_DAYS = 30
 # The shortest time a day rate is measured over: files written in the last minutes
 # would otherwise be extrapolated from a moment.
@@ -121,7 +123,7 @@ class Tally:
             self.nbytes += size
             if self.earliest_ms is None or event.timestamp < self.earliest_ms:
                 self.earliest_ms = event.timestamp
-            day = datetime.fromtimestamp(event.timestamp / 1000, UTC).date().isoformat()
+            day = _day(event.timestamp // DAY_MS)
             self.days[day] += 1
             self.day_bytes[day] += size
             if with_templates:
@@ -232,6 +234,12 @@ def measure(
         volume.filtered = filtered
         volume.dropped = {r: int(after[r] - before[r]) for r in REASONS if after[r] > before[r]}
     return volume
+
+
+@functools.lru_cache(maxsize=64)
+def _day(number: int) -> str:
+    """The UTC date of a day number (days since the epoch), as 2024-01-01."""
+    return datetime.fromtimestamp(number * DAY_SECONDS, UTC).date().isoformat()
 
 
 def price_per_gb(config: Config) -> float:
