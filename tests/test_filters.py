@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shipper import config
 from shipper.app import build_follower
 from shipper.batcher import Batcher
 from shipper.checkpoints import State
-from shipper.filters import FileFilter, SourceFilters, mark_events, parse_duration
+from shipper.filters import FileFilter, Kept, SourceFilters, mark_events, parse_duration
 from shipper.mask import Masker, masker_for
 from shipper.records import FileEvents, Line, Record
 from shipper.render import Renderer
@@ -225,6 +227,62 @@ class TestAcknowledgement:
         assert sealed is not None
         assert sealed.acks == {position: 25}
         assert len(sealed.events) == 1
+
+
+class TestAcknowledgementProperties:
+    """For any records, steps and flushes: what is acknowledged (kept records' ends,
+    then dropped ones') only moves forward, never passes a record still held, reaches
+    the last record once everything is flushed, and every record is shipped or counted
+    as dropped exactly once."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["DEBUG", "INFO"]),
+                st.sampled_from(["a", "b"]),
+                st.integers(0, 4000),  # ms after the record before
+                st.booleans(),  # a step ends after this record
+                st.booleans(),  # the clock moves a window on at that step's end
+            ),
+            max_size=60,
+        )
+    )
+    def test_acknowledgements(self, specs: list[tuple[str, str, int, bool, bool]]) -> None:
+        file = SourceFilters(min_level=20, sample=[("b", 2)], collapse_seconds=5).for_file()
+        acked = [0]
+        shipped = dropped = 0
+        ts, now = NOW_MS, 0.0
+        step: list[Record | Line] = []
+
+        def take(kept: Kept) -> None:
+            nonlocal shipped, dropped
+            for record in kept.records:
+                end = record.end if isinstance(record, Record) else record[3]
+                assert end > acked[-1]
+                acked.append(end)
+            if kept.acknowledge_to:
+                assert kept.acknowledge_to > acked[-1]
+                acked.append(kept.acknowledge_to)
+            shipped += len(kept.records)
+            dropped += sum(kept.dropped.values())
+            if file.held is not None:
+                held_end = file.held.end if isinstance(file.held, Record) else file.held[3]
+                assert acked[-1] < held_end
+
+        for index, (level, text, gap, ends_step, clock) in enumerate(specs):
+            ts += gap
+            step.append(line(text, (index + 1) * 10, level, ts))
+            if ends_step:
+                take(file.apply(step, now))
+                step = []
+                now += 5.0 if clock else 0.1
+                take(file.flush(now, force=False))
+        take(file.apply(step, now))
+        take(file.flush(now, force=True))
+        assert not file.holding
+        assert acked[-1] == len(specs) * 10
+        assert shipped + dropped == len(specs)
 
 
 class TestKeyRules:
