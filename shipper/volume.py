@@ -16,7 +16,8 @@ checkpoint.  It reports, per category:
   hex and quoted values folded into placeholders (from the masked text: no personal
   data the masking rules cover is printed), with their share;
 - with filters configured, the same files read again through them: the events and bytes
-  they keep, what they save, and the records dropped by reason.
+  they keep, what they save, and the records dropped by reason (counted over every
+  record of the files read, older than ``--since`` or not).
 
 Progress goes to stderr every few seconds while a large folder is read.
 """
