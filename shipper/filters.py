@@ -19,7 +19,8 @@ A record is judged on what was written, before masking, in this order:
    it stands for N records, and its event acknowledges the last one folded in.  It is
    held only until a different record comes, the window has passed (by the records'
    times or by the clock), or the file is flushed (quiet after rotation, truncated, or
-   the shipper stopping): never longer than a window.
+   the shipper stopping): never longer than a window.  A record that repeats nothing
+   (the one kept before it is another) goes as soon as its file is quiet.
 
 Dropped records are acknowledged like delivered ones, in file order: a step's dropped
 records after its last event are acknowledged with the batch that takes the step
@@ -215,6 +216,7 @@ class FileFilter:
         self.held_since = 0.0  # monotonic seconds
         self.held_key_rules = True  # whether the held record needs key rules
         self.dropped_after_held = 0  # where dropped records after the held one end
+        self.shipped_key: object = None  # the repeat key of the record kept last
 
     @property
     def holding(self) -> bool:
@@ -269,17 +271,30 @@ class FileFilter:
             if sampled:  # a sampled record stands for others already: never folded
                 kept.keep(record, key_rules)
                 kept.acknowledge_to = 0
+                self.shipped_key = None
                 continue
             self.held, self.held_key, self.held_count = record, key, 1
             self.held_end, self.held_since, self.held_key_rules = end, now, key_rules
         return kept
 
-    def flush(self, now: float, force: bool, pending: Record | None = None) -> Kept:
+    def flush(
+        self, now: float, force: bool, pending: Record | None = None, quiet: bool = False
+    ) -> Kept:
         """The held record, when its window has passed (or ``force``), as kept; after
-        ``pending``, a record the reader completed meanwhile, through the filters."""
+        ``pending``, a record the reader completed meanwhile, through the filters.
+
+        ``quiet``: the file has had nothing new for a moment.  A held record that
+        repeats nothing (the one shipped before it is another) goes then, so the last
+        record of a burst is not kept waiting a window; a run of repeats waits for its
+        window to end, so that a retry loop costs one event a window.
+        """
         kept = self.apply([pending], now) if pending is not None else Kept()
         window = (self.source.collapse_ms or 0) / 1000
-        if self.held is not None and (force or now - self.held_since >= window):
+        if self.held is not None and (
+            force
+            or now - self.held_since >= window
+            or (quiet and self.held_count == 1 and self.held_key != self.shipped_key)
+        ):
             self._release(kept)
         return kept
 
@@ -298,6 +313,7 @@ class FileFilter:
         if self.held_count > 1:
             kept.marks[end] = ("repeated", self.held_count)
         kept.acknowledge_to = self.dropped_after_held
+        self.shipped_key = self.held_key
         self.held = self.held_key = None
         self.held_count = self.dropped_after_held = 0
 

@@ -650,9 +650,8 @@ class Follower:
         """The pending record of a file quiet for ``quiet_for`` seconds, as events (and
         a repeat held by the filters whose window passed; any, when ``quiet_for`` is 0)."""
         assembler = cursor.assembler
-        filtering = cursor.filtering
-        if filtering is not None and filtering.holding:
-            return self._flush_filtered(cursor, filtering, quiet_for)
+        if cursor.filtering is not None:
+            return self._flush_filtered(cursor, cursor.filtering, quiet_for)
         if assembler is None or assembler.pending is None:
             return FileEvents(cursor)
         if quiet_for > 0 and (
@@ -660,24 +659,22 @@ class Follower:
         ):
             return FileEvents(cursor)  # not read to its end yet, or not quiet there long enough
         record = assembler.flush()
-        records = [record] if record else []
-        if filtering is not None:
-            return self._filtered(cursor, filtering.apply(records, time.monotonic()))
-        return self.renderer.events(records, cursor)
+        return self.renderer.events([record] if record else [], cursor)
 
     def _flush_filtered(
         self, cursor: Cursor, filtering: FileFilter, quiet_for: float
     ) -> FileEvents:
-        """:meth:`flush_quiet` of a file whose filters hold a repeat: the pending record
-        (when complete) goes through the filters first, then the repeat is shipped if
-        its window passed or the file is flushed for good."""
+        """:meth:`flush_quiet` of a file with filters: the pending record (when complete)
+        goes through them first, then a held repeat is shipped if it may go now."""
         now = time.monotonic()
         assembler = cursor.assembler
+        quiet = cursor.quiet_since is not None and now - cursor.quiet_since >= quiet_for
         pending = None
         if assembler is not None and assembler.pending is not None:
-            quiet = cursor.quiet_since is not None and now - cursor.quiet_since >= quiet_for
             pending = assembler.flush() if quiet_for <= 0 or quiet else None
-        return self._filtered(cursor, filtering.flush(now, quiet_for <= 0, pending))
+        if pending is None and not filtering.holding:
+            return FileEvents(cursor)
+        return self._filtered(cursor, filtering.flush(now, quiet_for <= 0, pending, quiet))
 
     def _filtered(self, cursor: Cursor, kept: Kept) -> FileEvents:
         for reason, count in kept.dropped.items():

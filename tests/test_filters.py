@@ -180,6 +180,25 @@ class TestCollapseRepeats:
         assert len(late.records) == 1
         assert not file.holding
 
+    def test_a_record_that_repeats_nothing_goes_when_the_file_is_quiet(self) -> None:
+        file = self.fold(window=10.0)
+        file.apply([line("x", 1), line("y", 2)], now=0.0)
+        assert file.flush(now=0.5, force=False).records == []
+        assert texts(file.flush(now=0.5, force=False, quiet=True).records) == ["[INFO] y"]
+
+    def test_a_run_of_repeats_waits_for_its_window_though_quiet(self) -> None:
+        """A retry loop slower than the reader: the first error goes alone, the next
+        ones are folded until the window ends, even while the file is quiet between
+        them."""
+        file = self.fold(window=10.0)
+        file.apply([line("err", 1)], now=0.0)
+        assert len(file.flush(now=0.5, force=False, quiet=True).records) == 1
+        for n in range(2, 6):
+            file.apply([line("err", n, ts=NOW_MS + n * 1000)], now=float(n))
+            assert file.flush(now=n + 0.5, force=False, quiet=True).records == []
+        late = file.flush(now=12.0, force=False, quiet=True)
+        assert late.marks == {5: ("repeated", 4)}
+
     def test_a_single_record_is_not_marked(self) -> None:
         file = self.fold()
         file.apply([line("x", 1)], 0.0)
@@ -244,11 +263,12 @@ class TestAcknowledgementProperties:
                 st.integers(0, 4000),  # ms after the record before
                 st.booleans(),  # a step ends after this record
                 st.booleans(),  # the clock moves a window on at that step's end
+                st.booleans(),  # the file is quiet at that step's end
             ),
             max_size=60,
         )
     )
-    def test_acknowledgements(self, specs: list[tuple[str, str, int, bool, bool]]) -> None:
+    def test_acknowledgements(self, specs: list[tuple[str, str, int, bool, bool, bool]]) -> None:
         file = SourceFilters(min_level=20, sample=[("b", 2)], collapse_seconds=5).for_file()
         acked = [0]
         shipped = dropped = 0
@@ -270,14 +290,14 @@ class TestAcknowledgementProperties:
                 held_end = file.held.end if isinstance(file.held, Record) else file.held[3]
                 assert acked[-1] < held_end
 
-        for index, (level, text, gap, ends_step, clock) in enumerate(specs):
+        for index, (level, text, gap, ends_step, clock, quiet) in enumerate(specs):
             ts += gap
             step.append(line(text, (index + 1) * 10, level, ts))
             if ends_step:
                 take(file.apply(step, now))
                 step = []
                 now += 5.0 if clock else 0.1
-                take(file.flush(now, force=False))
+                take(file.flush(now, force=False, quiet=quiet))
         take(file.apply(step, now))
         take(file.flush(now, force=True))
         assert not file.holding
