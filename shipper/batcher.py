@@ -51,9 +51,12 @@ class Batch:
     arrived: list[Event] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     runs: list[tuple[int, Position]] = field(default_factory=list)
+    # Whether the batch was begun by dropped records' acknowledgement alone (a batch
+    # without events that must still be delivered, in order, to acknowledge them).
+    dropped_only: bool = False
 
     def __len__(self) -> int:
-        return len(self.events) + len(self.rejected)
+        return len(self.events) + len(self.rejected) + self.dropped_only
 
     def message_bytes(self) -> int:
         return self.nbytes - EVENT_OVERHEAD * len(self.events)
@@ -102,8 +105,10 @@ class Batcher:
     def add_all(self, step: FileEvents, now_ms: int, now: float) -> list[Batch]:
         """Add one file's events in order; return the batches sealed to make room."""
         if not step.events:
+            self._acknowledge_dropped(step, now)
             return []
         if self._add_whole(step, now_ms, now):
+            self._acknowledge_dropped(step, now)
             return []
         # Called for every event: the rules are written out here rather than in helpers,
         # and the current batch's running figures are kept in locals, written back when
@@ -152,7 +157,19 @@ class Batcher:
             nbytes += size
             batch.acks[position] = end
         batch.nbytes, batch.min_ts, batch.max_ts = nbytes, low, high
+        self._acknowledge_dropped(step, now)
         return sealed
+
+    def _acknowledge_dropped(self, step: FileEvents, now: float) -> None:
+        """Acknowledge the step's dropped records after its last event with the current
+        batch: after every earlier batch, so never past a record still in flight."""
+        if not step.acknowledge_to:
+            return
+        batch = self.current
+        if not len(batch):
+            batch.first_added = now
+            batch.dropped_only = True
+        batch.acks[step.position] = step.acknowledge_to
 
     def _add_whole(self, step: FileEvents, now_ms: int, now: float) -> bool:
         """Add ``step`` to the current batch at once when all its events fit in it and

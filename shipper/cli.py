@@ -1,4 +1,4 @@
-"""The command line: ``shipper run | check | preview [-c PATH]``.
+"""The command line: ``shipper run | check | preview | volume [-c PATH]``.
 
 Exit codes: 0 clean, 2 configuration error (every problem printed, no traceback),
 1 fatal error.
@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("-c", "--config", help=help_c)
     preview.add_argument("--source", metavar="CATEGORY", help="only this category")
     preview.add_argument("-n", type=int, default=20, metavar="N", help="events to print (20)")
+    volume = commands.add_parser(
+        "volume", help="what the files on disk would cost to ship, and what filters save"
+    )
+    volume.add_argument("-c", "--config", help=help_c)
+    volume.add_argument("--source", metavar="CATEGORY", help="only this category")
+    volume.add_argument(
+        "--since", default="24h", metavar="AGE", help="files modified within AGE (24h; 7d, 90m)"
+    )
     return parser
 
 
@@ -59,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "check":
             return _check(loaded, path)
+        if args.command == "volume":
+            return _volume(loaded, path, args.source, args.since)
         from shipper import preview
 
         if args.n < 1:
@@ -173,6 +183,31 @@ def _check_formats(loaded: config.Config) -> list[str]:
         elif read and not any(sample.first_unmatched for _, sample in read):
             print(f"{name}: the format matches the first lines of {len(read)} file(s)")
     return problems
+
+
+def _volume(loaded: config.Config, path: Path, category: str | None, since: str) -> int:
+    from shipper import volume
+    from shipper.filters import parse_duration
+
+    seconds = parse_duration(since)
+    if not seconds:
+        print(
+            f"shipper: --since: {since!r}; expected an age such as 24h, 7d or 90m", file=sys.stderr
+        )
+        return EXIT_CONFIG
+    names = {s.category for s in loaded.sources}
+    if category is not None and category not in names:
+        print(
+            logs.mask(
+                f"shipper: --source: {category!r} is not a category of {path}; "
+                f"expected one of {', '.join(sorted(names))}"
+            ),
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    logs.set_level("warning")  # files opened and closed are not news here
+    volume.volume(loaded, category, seconds, since, sys.stdout, sys.stderr)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
+from shipper.filters import LEVELS, level_number, parse_duration
 from shipper.parse import FormatError, build_parser, check_datefmt, datefmt_pattern
 
 # The values PutRetentionPolicy accepts (CloudWatch Logs API reference).
@@ -118,6 +119,27 @@ def _regex(value: Any) -> str | None:
     return None
 
 
+def _regexes(value: Any) -> str | None:
+    for index, item in enumerate(value):
+        problem = _regex(item)
+        if problem:
+            return f"item {index} ({item!r}) is {problem}"
+    return None
+
+
+def _level(value: Any) -> str | None:
+    if value is None or level_number(value) is not None:
+        return None
+    return "expected a level name: " + ", ".join(LEVELS)
+
+
+def _duration(value: Any) -> str | None:
+    seconds = parse_duration(value)
+    if seconds is None or seconds <= 0:
+        return "expected a duration greater than 0, such as 10s, 500ms, 1m or 1h"
+    return None
+
+
 def _rule_name(value: Any) -> str | None:
     return None if re.fullmatch(r"[a-z][a-z0-9_]*", value) else "expected a name like order_id"
 
@@ -172,6 +194,14 @@ class CloudWatchConfig:
     )
     max_backoff: float = field(
         default=20.0, metadata=doc("Longest pause between retries, in seconds.", _positive)
+    )
+    price_per_gb: float | None = field(
+        default=None,
+        metadata=doc(
+            "USD per GB ingested, for `shipper volume`'s cost estimate; null: the list "
+            "price of the group class (STANDARD 0.50, INFREQUENT_ACCESS 0.25).",
+            lambda v: None if v >= 0 else "expected a price of 0 or more",
+        ),
     )
 
 
@@ -266,6 +296,19 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class SampleRule:
+    match: str = field(
+        metadata=doc("A regular expression searched in the record's text as written.", _regex)
+    )
+    keep_one_in: int = field(
+        metadata=doc(
+            "Of the records it finds, the first of every N is kept (marked `sampled`).",
+            _positive,
+        )
+    )
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     category: str = field(metadata=doc("The category: names the group/stream and a field."))
     path: Path = field(metadata=doc("The live file; relative to the YAML file's folder."))
@@ -353,6 +396,44 @@ class SourceConfig:
         metadata=doc(
             "This source's records are requests: per-route metrics (needs metrics.namespace);"
             " {} finds the fields by their usual names."
+        ),
+    )
+    min_level: str | None = field(
+        default=None,
+        metadata=doc(
+            "Drop records below this level (DEBUG, INFO, WARNING/WARN, ERROR, "
+            "CRITICAL/FATAL, any case); records without a level are kept.",
+            _level,
+        ),
+    )
+    exclude: list[str] = field(
+        default_factory=list,
+        metadata=doc(
+            "Regular expressions: a record whose text as written (before masking, "
+            "traceback included) matches any is dropped.",
+            _regexes,
+        ),
+    )
+    include: list[str] = field(
+        default_factory=list,
+        metadata=doc(
+            "Regular expressions: when set, only records matching one are kept.", _regexes
+        ),
+    )
+    sample: list[SampleRule] = field(
+        default_factory=list,
+        metadata=doc(
+            "Sampling rules; the first whose `match` finds a record decides. Kept events "
+            'carry `"sampled": N` (raw output: ` …[sampled 1 in N]`).'
+        ),
+    )
+    collapse_repeats: str | None = field(
+        default=None,
+        metadata=doc(
+            "A window such as 10s: consecutive records identical but for their time "
+            'become one event, marked `"repeated": N` (raw output: '
+            "` …[repeated N times]`); it is shipped when the window ends.",
+            _duration,
         ),
     )
 

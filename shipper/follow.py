@@ -42,6 +42,7 @@ from shipper import telemetry
 from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
 from shipper.config import SourceConfig
 from shipper.encoding import text_encoding
+from shipper.filters import FileFilter, Kept, render_kept, source_filters
 from shipper.mismatch import MismatchWatch
 from shipper.multiline import Assembler, assembler_for, whole_lines
 from shipper.parse import FormatParser, datefmt_pattern
@@ -126,8 +127,11 @@ class Cursor:
         # The followed file this one is a copy of, while that one is intact: this copy is
         # read only if the original is truncated (copytruncate), from where it stopped.
         self.copy_of: Cursor | None = None
+        self.filtering: FileFilter | None = None  # the source's filters, with a held repeat
 
     def pending_record(self) -> bool:
+        if self.filtering is not None and self.filtering.holding:
+            return True
         return self.assembler is not None and self.assembler.pending is not None
 
     def delivered(self, offset: int) -> None:
@@ -188,6 +192,7 @@ class Follower:
         # Content generations ended by a truncation while a record was still open.
         self.orphans: list[Cursor] = []
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
+        self.filters = source_filters(source)  # None: no filters, nothing to pay per record
 
     # ------------------------------------------------------------------ discovery
 
@@ -354,6 +359,7 @@ class Follower:
         cursor.size = fst.st_size
         cursor.seen = (fst.st_size, fst.st_mtime_ns)
         cursor.assembler = assembler_for(self.source, self.rows)
+        cursor.filtering = self.filters.for_file() if self.filters else None
         self.cursors[key] = cursor
         cursor.copy_of = original
         if offset >= fst.st_size and not live:
@@ -462,6 +468,7 @@ class Follower:
         cursor.live, cursor.order, cursor.size = old.live, old.order, size
         cursor.seen = old.seen
         cursor.assembler = assembler_for(self.source, self.rows)
+        cursor.filtering = self.filters.for_file() if self.filters else None
         self.cursors[key] = cursor
         return cursor
 
@@ -523,6 +530,9 @@ class Follower:
         assert cursor.assembler is not None
         taken = cursor.assembler.take_unmatched()
         self.mismatches.seen(cursor.path, taken, len(records), cursor.last_growth)
+        if cursor.filtering is not None:
+            kept = cursor.filtering.apply(records, time.monotonic(), key_free_from)
+            return self._filtered(cursor, kept)
         return self.renderer.events(records, cursor, key_free_from)
 
     def _ascii_records(
@@ -649,8 +659,11 @@ class Follower:
         return [each for each in events if each]
 
     def flush_quiet(self, cursor: Cursor, quiet_for: float) -> FileEvents:
-        """The pending record of a file quiet for ``quiet_for`` seconds, as events."""
+        """The pending record of a file quiet for ``quiet_for`` seconds, as events (and
+        a repeat held by the filters whose window passed; any, when ``quiet_for`` is 0)."""
         assembler = cursor.assembler
+        if cursor.filtering is not None:
+            return self._flush_filtered(cursor, cursor.filtering, quiet_for)
         if assembler is None or assembler.pending is None:
             return FileEvents(cursor)
         if quiet_for > 0 and (
@@ -659,6 +672,26 @@ class Follower:
             return FileEvents(cursor)  # not read to its end yet, or not quiet there long enough
         record = assembler.flush()
         return self.renderer.events([record] if record else [], cursor)
+
+    def _flush_filtered(
+        self, cursor: Cursor, filtering: FileFilter, quiet_for: float
+    ) -> FileEvents:
+        """:meth:`flush_quiet` of a file with filters: the pending record (when complete)
+        goes through them first, then a held repeat is shipped if it may go now."""
+        now = time.monotonic()
+        assembler = cursor.assembler
+        quiet = cursor.quiet_since is not None and now - cursor.quiet_since >= quiet_for
+        pending = None
+        if assembler is not None and assembler.pending is not None:
+            pending = assembler.flush() if quiet_for <= 0 or quiet else None
+        if pending is None and not filtering.holding:
+            return FileEvents(cursor)
+        return self._filtered(cursor, filtering.flush(now, quiet_for <= 0, pending, quiet))
+
+    def _filtered(self, cursor: Cursor, kept: Kept) -> FileEvents:
+        for reason, count in kept.dropped.items():
+            telemetry.records_dropped(self.category, reason, count)
+        return render_kept(self.renderer, kept, cursor)
 
     # ------------------------------------------------------------------ state
 

@@ -34,6 +34,12 @@ RECORDS_REJECTED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+RECORDS_DROPPED = Counter(
+    "shipper_records_dropped",
+    "Records the source's filters dropped, by reason (level, exclude, include, sample, repeat).",
+    ["category", "reason"],
+    registry=REGISTRY,
+)
 PUT_RETRIES = Counter(
     "shipper_put_retries", "PutLogEvents calls retried, by error.", ["error"], registry=REGISTRY
 )

@@ -87,9 +87,15 @@ class FileEvents:
     events: list[Event] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)  # UTF-8 bytes of message + EVENT_OVERHEAD
     ends: list[int] = field(default_factory=list)  # end offset of each event's record
+    # Where records the filters dropped after the last event end (0: none): acknowledged
+    # with the batch that takes this step, so they are not read again after a restart.
+    acknowledge_to: int = 0
 
     def __len__(self) -> int:
         return len(self.events)
+
+    def __bool__(self) -> bool:
+        return bool(self.events) or self.acknowledge_to > 0
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)

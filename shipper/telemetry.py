@@ -41,6 +41,10 @@ def lines_read(category: str, lines: int, nbytes: int) -> None:
     metrics.BYTES_READ.labels(category).inc(nbytes)
 
 
+def records_dropped(category: str, reason: str, count: int) -> None:
+    metrics.RECORDS_DROPPED.labels(category, reason).inc(count)
+
+
 def line_split(category: str, path: str, offset: int, limit: int) -> None:
     logs.get().warning("line.split", category=category, path=path, offset=offset, limit_bytes=limit)
 
