@@ -58,7 +58,7 @@ class TestErrors:
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> dict[str, Exception]:
-            await client.create_stream(group, "s", True, None)
+            await client.create_stream(group, "s", True)
             found: dict[str, Exception] = {}
             for kind in ("throttle", "unavailable", "invalid"):
                 front.inject(kind, times=1)
@@ -90,7 +90,7 @@ class TestErrors:
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> tuple[Exception, str | None, Exception]:
-            await client.create_stream(group, "s", True, None)
+            await client.create_stream(group, "s", True)
             front.legacy_tokens(seed={(group, "s"): SEED})  # as if it held data already
             with pytest.raises(InvalidSequenceToken) as wrong:
                 await client.put_events(group, "s", events("a"), None)
@@ -114,7 +114,7 @@ class TestClientLifecycle:
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> tuple[Any, int]:
-            await client.create_stream(group, "s", True, None)
+            await client.create_stream(group, "s", True)
             front.inject("slow", times=1, delay=1.0)
             slow_put = asyncio.ensure_future(client.put_events(group, "s", events("slow"), None))
             await asyncio.sleep(0.3)
@@ -129,13 +129,16 @@ class TestClientLifecycle:
         assert generation == 1
         assert front.put_count("s") == 2
 
-    def test_create_stream_creates_the_group_with_retention_once(self, front, moto, group_prefix):
+    def test_create_stream_creates_the_group_once(self, front, moto, group_prefix):
+        """Only the first call creates the group (and says so); retention is a call of
+        its own."""
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> list[bool]:
-            first = await client.create_stream(group, "one", True, 14)
-            second = await client.create_stream(group, "two", True, 14)
-            again = await client.create_stream(group, "two", True, 14)
+            first = await client.create_stream(group, "one", True)
+            second = await client.create_stream(group, "two", True)
+            again = await client.create_stream(group, "two", True)
+            await client.put_retention(group, 14)
             return [first, second, again]
 
         assert with_client(front, body) == [True, False, False]
@@ -146,7 +149,7 @@ class TestClientLifecycle:
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> None:
-            await client.create_stream(group, "one", False, None)
+            await client.create_stream(group, "one", False)
 
         with pytest.raises(ResourceNotFound):
             with_client(front, body)
@@ -163,7 +166,7 @@ class TestFailedCalls:
         bodies = [tracemalloc.Filter(True, cloudwatch.__file__)]  # where bodies are made
 
         async def body(client: LogsClient) -> int:
-            await client.create_stream(group, "s", True, None)
+            await client.create_stream(group, "s", True)
             gc.collect()
             gc.disable()  # as in an outage: a paused reader gives the collector no reason to run
             tracemalloc.start()
