@@ -33,6 +33,7 @@ import msgspec
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import (
     AioAssumeRoleCredentialFetcher,
+    AioCredentialResolver,
     AioDeferredRefreshableCredentials,
 )
 from aiobotocore.session import AioSession, get_session
@@ -255,10 +256,16 @@ class LogsClient:
         )
         stack = contextlib.AsyncExitStack()
         session = self._session()
-        found = await session.get_credentials() is not None
-        if found and cfg.role_arn is not None:
-            resolver = session.get_component("credential_provider")
-            resolver.insert_before("env", _AssumedRole(await self._role_credentials()))
+        if cfg.role_arn is None:
+            found = await session.get_credentials() is not None
+        else:
+            # The role's credentials are the session's only ones: without them (no
+            # source credentials yet) calls fail as unsigned, never signed by the
+            # source account in the role's stead.
+            role = await self._role_credentials()
+            found = role is not None
+            providers = [_AssumedRole(role)] if role is not None else []
+            session.register_component("credential_provider", AioCredentialResolver(providers))
         client = await stack.enter_async_context(
             session.create_client(
                 "logs", region_name=self.region, endpoint_url=cfg.endpoint_url, config=aio_config
@@ -269,18 +276,22 @@ class LogsClient:
         events.register("before-call.cloudwatch-logs.PutLogEvents", _swap_in_body)
         return _Handle(client, stack), found
 
-    async def _role_credentials(self) -> AioDeferredRefreshableCredentials:
+    async def _role_credentials(self) -> AioDeferredRefreshableCredentials | None:
         """The role's credentials, assumed (and assumed again before they expire) with
-        the chain's, through botocore's own fetcher; STS is botocore's regional one."""
+        the chain's, through botocore's own fetcher; STS is botocore's regional one.
+        None when the chain has no credentials to assume it with."""
         cfg = self.config
         assert cfg.role_arn is not None
         source = self._session()
+        source_credentials = await source.get_credentials()
+        if source_credentials is None:
+            return None
         extra = {"RoleSessionName": cfg.role_session_name}
         if cfg.external_id is not None:
             extra["ExternalId"] = cfg.external_id
         fetcher = AioAssumeRoleCredentialFetcher(
             client_creator=functools.partial(source.create_client, region_name=self.region),
-            source_credentials=await source.get_credentials(),
+            source_credentials=source_credentials,
             role_arn=cfg.role_arn,
             extra_args=extra,
         )
