@@ -3,13 +3,13 @@
 Calls are made once each (botocore's own retries are off: :mod:`shipper.stream`
 retries, per stream, without ever giving up) and every failure is translated here,
 at this one boundary, into the errors of :mod:`shipper.cloudwatch_errors`.
-
-The region is ``cloudwatch.region``, else botocore's chain (:func:`identity.region`).
-Credentials are botocore's chain; with ``role_arn`` they are the role's, assumed from
-the chain's through botocore's own assume-role fetcher (STS's endpoint resolved by
-botocore, regional) and refreshed by botocore before they expire.
 Parameter validation is off: the batcher already guarantees every PutLogEvents rule,
 and validating 10,000 events per call costs real CPU.
+
+The region is ``cloudwatch.region``, else botocore's chain (:func:`identity.region`).
+Credentials are botocore's chain; with ``role_arn`` they are the role's, assumed with
+the chain's through botocore's own assume-role fetcher (STS's endpoint resolved by
+botocore, regional) and assumed again by botocore before they expire.
 
 PutLogEvents bodies are encoded here, once, with msgspec: botocore's serializer walks
 the operation's shape for every member of every event and then ``json.dumps`` the
@@ -208,7 +208,7 @@ class _Handle:
 
 
 class _AssumedRole(CredentialProvider):  # type: ignore[misc]
-    """A credential provider of the role's credentials, first in a session's chain."""
+    """A credential provider of the role's credentials: a session's whole chain."""
 
     METHOD = "assume-role"
 

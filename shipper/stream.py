@@ -151,7 +151,7 @@ class Stream:
         started = time.monotonic()
         rejected = list(batch.rejected)
         invalid: list[Event] = []
-        refusals: dict[str, None] = {}  # the service's words, once each, in order
+        refusals: dict[str, None] = {}  # the service's words, once each (the first 3 told)
         pending = [batch.events] if batch.events else []  # a stack: the next part last
         while pending:
             events = pending.pop()
@@ -191,7 +191,7 @@ class Stream:
         self._report_rejected(rejected)
         if invalid:
             where = [("invalid", place) for place in batch.where(invalid)]
-            self._report_rejected(where, "; ".join(refusals))
+            self._report_rejected(where, "; ".join(list(refusals)[:3]))
         self._acknowledge(batch)
 
     async def _store(self, events: list[Event]) -> PutResult | Rejected | None:
