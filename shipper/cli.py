@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,6 +111,9 @@ def _check(loaded: config.Config, path: Path) -> int:
     writable = CheckpointStore(loaded.state_dir).check_writable()
     if writable:
         problems.append(f"state_dir: {writable}")
+    # The hostname is known here too (the metadata placeholders only where the shipper
+    # runs: they are checked when it starts).
+    problems += config.name_problems(loaded, {"hostname": socket.gethostname()})
     try:
         region, found_in = identity.region(loaded.cloudwatch.region)
         notes.append(f"cloudwatch.region: {region} (from {found_in})")

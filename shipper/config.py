@@ -605,17 +605,16 @@ def _check_whole(config: Config) -> list[str]:
 def name_problems(config: Config, values: typing.Mapping[str, str] | None = None) -> list[str]:
     """The log group and stream names CloudWatch would refuse, each with the key at fault.
 
-    ``values`` are the placeholders' values besides ``{category}``, known once the
-    shipper starts; None when the file is loaded, when only the templates and the
-    categories are known (the other placeholders stand in as a valid ``x``).  A
-    template at fault is named once; otherwise each category that makes a refused
-    name is.
+    ``values`` are the placeholders' values besides ``{category}`` that are known:
+    none when the file is loaded (only the templates and the categories are), all
+    once the shipper starts.  A placeholder without a value stands in as a valid
+    ``x``.  A template at fault is named once; otherwise each category that makes a
+    refused name is.
     """
     problems = []
     cloudwatch = config.cloudwatch
     known = values or {}
-    if values is None:
-        values = dict.fromkeys(STREAM_PLACEHOLDERS - {"category"}, "x")
+    values = {**dict.fromkeys(STREAM_PLACEHOLDERS - {"category"}, "x"), **known}
     for key, template, problem_of in (
         ("log_group", cloudwatch.log_group, log_group_name_problem),
         ("log_stream", cloudwatch.log_stream, log_stream_name_problem),
