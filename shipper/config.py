@@ -124,6 +124,7 @@ _STREAM_REFUSED = frozenset(":*")
 LOG_GROUP_CLASSES = ("STANDARD", "INFREQUENT_ACCESS")
 MAX_TAGS = 50
 _TAG_TEXT = re.compile(r"[\w .:/=+\-@]*")  # the API's \p{L}\p{Z}\p{N}_.:/=+\-@
+_KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 
 
@@ -172,6 +173,12 @@ def _role_arn(value: Any) -> str | None:
     if _ROLE_ARN.fullmatch(value):
         return None
     return "expected a role ARN such as arn:aws:iam::123456789012:role/log-writer"
+
+
+def _kms_key(value: Any) -> str | None:
+    if len(value) <= 256 and _KMS_KEY_ARN.fullmatch(value):
+        return None
+    return "expected a KMS key ARN such as arn:aws:kms:eu-west-1:123456789012:key/1234abcd-..."
 
 
 def _bounded(limit: int, what: str) -> typing.Callable[[Any], str | None]:
@@ -232,10 +239,7 @@ class CloudWatchConfig:
     )
     kms_key_id: str | None = field(
         default=None,
-        metadata=doc(
-            "ARN of the KMS key that encrypts the groups the shipper creates.",
-            _bounded(256, "a KMS key ARN"),
-        ),
+        metadata=doc("ARN of the KMS key that encrypts the groups the shipper creates.", _kms_key),
     )
     role_arn: str | None = field(
         default=None,

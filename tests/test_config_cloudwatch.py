@@ -146,6 +146,16 @@ class TestCreatedGroups:
         assert expected in problem
         assert problem.startswith("cloudwatch.log_group_")
 
+    @pytest.mark.parametrize(
+        "key", ["1234abcd", "alias/logs", "arn:aws:kms:eu-west-1:123456789012:alias/logs"]
+    )
+    def test_a_kms_key_that_is_not_a_key_arn_is_refused(self, key):
+        """CreateLogGroup takes the key's ARN only: anything else would be refused later."""
+        with pytest.raises(ConfigError) as error:
+            load(f"cloudwatch: {{kms_key_id: '{key}'}}\n")
+        (problem,) = error.value.problems
+        assert problem.startswith(f"cloudwatch.kms_key_id: {key!r}; expected a KMS key ARN")
+
     def test_at_most_50_tags(self):
         tags = ", ".join(f"t{n}: v" for n in range(51))
         with pytest.raises(ConfigError) as error:
