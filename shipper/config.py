@@ -588,13 +588,6 @@ def _check_whole(config: Config) -> list[str]:
         seen.setdefault(source.path, index)
     for index, source in enumerate(config.sources):
         problems.extend(_check_format(f"sources[{index}]", source))
-    problems.extend(name_problems(config))
-    cloudwatch = config.cloudwatch
-    if cloudwatch.external_id is not None and cloudwatch.role_arn is None:
-        problems.append(
-            f"cloudwatch.external_id: {cloudwatch.external_id!r} without cloudwatch.role_arn; "
-            "expected the role it is for"
-        )
     masking = config.masking
     hashing = [f"masking.{n}" for n in MASK_DETECTORS if getattr(masking, n) == "hash"]
     hashing += [f"masking.rules[{i}]" for i, r in enumerate(masking.rules) if r.strategy == "hash"]
@@ -603,7 +596,28 @@ def _check_whole(config: Config) -> list[str]:
             f"masking.hash_key: null; expected a key (or $SHIPPER_HASH_KEY) for the hash "
             f"strategy of {', '.join(hashing)}"
         )
+    problems.extend(name_problems(config))
+    cloudwatch = config.cloudwatch
+    if cloudwatch.external_id is not None and cloudwatch.role_arn is None:
+        problems.append(
+            f"cloudwatch.external_id: {cloudwatch.external_id!r} without cloudwatch.role_arn; "
+            "expected the role it is for"
+        )
     return problems
+
+
+def _check_format(path: str, source: SourceConfig) -> list[str]:
+    """Compile a source's format and datefmt now, so a bad one never starts the shipper."""
+    if source.datefmt is not None:
+        try:
+            check_datefmt(source.datefmt)
+        except FormatError as exc:
+            return [f"{path}.datefmt: {source.datefmt!r}; {exc}"]
+    try:
+        build_parser(source.format, source.datefmt, source.timezone, source.style)
+    except FormatError as exc:
+        return [f"{path}.format: {source.format!r}; {exc}"]
+    return []
 
 
 def name_problems(config: Config, values: typing.Mapping[str, str] | None = None) -> list[str]:
@@ -642,20 +656,6 @@ def name_problems(config: Config, values: typing.Mapping[str, str] | None = None
                     f"{problem}"
                 )
     return problems
-
-
-def _check_format(path: str, source: SourceConfig) -> list[str]:
-    """Compile a source's format and datefmt now, so a bad one never starts the shipper."""
-    if source.datefmt is not None:
-        try:
-            check_datefmt(source.datefmt)
-        except FormatError as exc:
-            return [f"{path}.datefmt: {source.datefmt!r}; {exc}"]
-    try:
-        build_parser(source.format, source.datefmt, source.timezone, source.style)
-    except FormatError as exc:
-        return [f"{path}.format: {source.format!r}; {exc}"]
-    return []
 
 
 class _Missing:
