@@ -21,6 +21,7 @@ from shipper.cloudwatch_errors import (
     DataAlreadyAccepted,
     ExpiredCredentials,
     InvalidSequenceToken,
+    MissingCredentials,
     Rejected,
     ResourceNotFound,
     Retriable,
@@ -153,6 +154,36 @@ class TestClientLifecycle:
 
         with pytest.raises(ResourceNotFound):
             with_client(front, body)
+
+    def test_a_refresh_says_when_it_found_no_credentials(
+        self, front, group_prefix, monkeypatch, tmp_path
+    ):
+        """Issue 18/20: with no credentials anywhere a call fails as MissingCredentials
+        and a refresh reports the problem (so ``credentials.refreshed`` is not logged);
+        once a credentials file appears, a refresh finds it and calls are signed."""
+        credentials = tmp_path / "credentials"
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        group = group_prefix + "/app"
+
+        async def body(client: LogsClient) -> tuple[str | None, str | None]:
+            with pytest.raises(MissingCredentials):
+                await client.create_stream(group, "s", True)
+            nothing = await client.refresh(client.generation)
+            credentials.write_text(
+                "[default]\naws_access_key_id = AKIAFOUNDLATE\naws_secret_access_key = s\n"
+            )
+            found = await client.refresh(client.generation)
+            await client.create_stream(group, "s", True)
+            return nothing, found
+
+        nothing, found = with_client(front, body)
+        assert nothing == cloudwatch.NO_CREDENTIALS
+        assert found is None
+        assert front.keys_seen()["AKIAFOUNDLATE"] >= 1
 
 
 class TestFailedCalls:
