@@ -152,6 +152,44 @@ def log_stream_name_problem(name: str) -> str | None:
     return None
 
 
+def name_problems(config: Config, values: typing.Mapping[str, str] | None = None) -> list[str]:
+    """The log group and stream names CloudWatch would refuse, each with the key at fault.
+
+    ``values`` are the placeholders' values besides ``{category}`` that are known:
+    none when the file is loaded (only the templates and the categories are), all
+    once the shipper starts.  A placeholder without a value stands in as a valid
+    ``x``.  A template at fault is named once; otherwise each category that makes a
+    refused name is.
+    """
+    problems = []
+    cloudwatch = config.cloudwatch
+    known = values or {}
+    values = {**dict.fromkeys(STREAM_PLACEHOLDERS - {"category"}, "x"), **known}
+    for key, template, problem_of in (
+        ("log_group", cloudwatch.log_group, log_group_name_problem),
+        ("log_stream", cloudwatch.log_stream, log_stream_name_problem),
+    ):
+        kind = key.replace("_", " ")
+        resolved = {name: value for name, value in known.items() if f"{{{name}" in template}
+        shown = "".join(f" with {{{name}}}={value!r}" for name, value in resolved.items())
+        plain = template.format(category="x", **values)
+        problem = problem_of(plain)
+        if problem is not None:
+            problems.append(
+                f"cloudwatch.{key}: {template!r} gives {kind} {plain!r}{shown}; {problem}"
+            )
+            continue
+        for index, source in enumerate(config.sources):
+            name = template.format(category=source.category, **values)
+            problem = problem_of(name)
+            if problem is not None:
+                problems.append(
+                    f"sources[{index}].category: {source.category!r} gives {kind} {name!r}; "
+                    f"{problem}"
+                )
+    return problems
+
+
 def _tags(value: Any) -> str | None:
     if len(value) > MAX_TAGS:
         return f"{len(value)} tags; CloudWatch takes at most {MAX_TAGS}"
@@ -618,44 +656,6 @@ def _check_format(path: str, source: SourceConfig) -> list[str]:
     except FormatError as exc:
         return [f"{path}.format: {source.format!r}; {exc}"]
     return []
-
-
-def name_problems(config: Config, values: typing.Mapping[str, str] | None = None) -> list[str]:
-    """The log group and stream names CloudWatch would refuse, each with the key at fault.
-
-    ``values`` are the placeholders' values besides ``{category}`` that are known:
-    none when the file is loaded (only the templates and the categories are), all
-    once the shipper starts.  A placeholder without a value stands in as a valid
-    ``x``.  A template at fault is named once; otherwise each category that makes a
-    refused name is.
-    """
-    problems = []
-    cloudwatch = config.cloudwatch
-    known = values or {}
-    values = {**dict.fromkeys(STREAM_PLACEHOLDERS - {"category"}, "x"), **known}
-    for key, template, problem_of in (
-        ("log_group", cloudwatch.log_group, log_group_name_problem),
-        ("log_stream", cloudwatch.log_stream, log_stream_name_problem),
-    ):
-        kind = key.replace("_", " ")
-        resolved = {name: value for name, value in known.items() if f"{{{name}" in template}
-        shown = "".join(f" with {{{name}}}={value!r}" for name, value in resolved.items())
-        plain = template.format(category="x", **values)
-        problem = problem_of(plain)
-        if problem is not None:
-            problems.append(
-                f"cloudwatch.{key}: {template!r} gives {kind} {plain!r}{shown}; {problem}"
-            )
-            continue
-        for index, source in enumerate(config.sources):
-            name = template.format(category=source.category, **values)
-            problem = problem_of(name)
-            if problem is not None:
-                problems.append(
-                    f"sources[{index}].category: {source.category!r} gives {kind} {name!r}; "
-                    f"{problem}"
-                )
-    return problems
 
 
 class _Missing:
