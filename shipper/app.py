@@ -31,7 +31,7 @@ from shipper import __version__, emf, identity, logs, metrics, telemetry
 from shipper.batcher import Batcher
 from shipper.checkpoints import CheckpointStore, SourceCheckpoint, State
 from shipper.cloudwatch import LogsClient
-from shipper.config import STREAM_PLACEHOLDERS, Config, ConfigError, SourceConfig
+from shipper.config import STREAM_PLACEHOLDERS, Config, ConfigError, SourceConfig, name_problems
 from shipper.config import load as load_config
 from shipper.follow import MULTILINE_WAIT, Cursor, Follower, source_key
 from shipper.health import READY_FAILURE_GRACE, HealthServer
@@ -132,6 +132,9 @@ class Shipper:
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         logs.set_masker(self.masker)
         self.values = await placeholder_values(config)
+        refused = name_problems(config, self.values)
+        if refused:
+            raise ConfigError(refused, "(names CloudWatch would refuse, as resolved here)")
         state = self.store.load()
         await self.client.open()
         self.watcher = Watcher(loop)
@@ -445,6 +448,8 @@ class Shipper:
             since = stream.failing_since
             if since is not None and now - since > READY_FAILURE_GRACE:
                 problems.append(f"{group} {name}: deliveries failing for {now - since:.0f}s")
+            if stream.blocked is not None:
+                problems.append(f"{group} {name}: {stream.blocked}")
         return problems
 
     # ------------------------------------------------------------------ stopping

@@ -10,9 +10,11 @@ ahead at the time they are read (``too_old``, ``too_new``), and, as a defence si
 botocore's parameter validation is off, an empty message (``empty``) or one larger
 than an event may be (``too_large``; the renderer already truncates those).  They
 ride along in the batch as ``rejected`` so they are counted, logged and acknowledged
-with it.  A group's retention is left to the service: the retention of a group the
-shipper did not create is unknown here, and ``rejectedLogEventsInfo`` reports
-expired events.  Everything here is pure: the caller passes ``now``.
+with it; a batch holds at most ``max_events`` of them too, so a file of refused events
+is reported in bounded chunks rather than held whole.  A group's retention is left to
+the service: the retention of a group the shipper did not create is unknown here, and
+``rejectedLogEventsInfo`` reports expired events.  Everything here is pure: the caller
+passes ``now``.
 """
 
 from __future__ import annotations
@@ -130,6 +132,15 @@ class Batcher:
                         batch.first_added = now
                     batch.rejected.append((reason, f"{position.path}:{end}"))
                     batch.acks[position] = end
+                    if len(batch.rejected) >= max_events:
+                        # Refused events count against the batch too, so a file of
+                        # them is reported (and acknowledged) in bounded chunks.
+                        batch.nbytes, batch.min_ts, batch.max_ts = nbytes, low, high
+                        sealed.append(self._seal(batch))
+                        batch = self.current
+                        batch.begin_run(position)
+                        kept = batch.events
+                        nbytes, low, high = 0, 0, 0
                     continue
             if kept:
                 earliest = low if low < timestamp else timestamp

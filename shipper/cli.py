@@ -1,7 +1,8 @@
 """The command line: ``shipper run | check | preview | volume [-c PATH]``.
 
 Exit codes: 0 clean, 2 configuration error (every problem printed, no traceback),
-1 fatal error.
+1 fatal error.  ``check`` prints the region the shipper would use and where it found
+it; missing AWS credentials are a warning there (they may come later), not an error.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,11 +96,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(loaded: config.Config, path: Path) -> int:
-    """Report what a run would trip over: folders, state, credentials."""
+    """Report what a run would trip over: folders, state, region, credentials.
+
+    Only what the operator must fix is a problem (exit 2).  What may be missing only
+    for now, as credentials at boot before the instance role is attached, is a
+    warning: a run waits for it, and a service manager that runs ``check`` before
+    starting must not give up over it.
+    """
+    from shipper import identity
     from shipper.checkpoints import CheckpointStore
+    from shipper.cloudwatch import NO_CREDENTIALS
 
     problems = []
     notes = []
+    warnings = []
     for index, source in enumerate(loaded.sources):
         if not source.path.parent.is_dir():
             notes.append(
@@ -111,13 +122,20 @@ def _check(loaded: config.Config, path: Path) -> int:
     writable = CheckpointStore(loaded.state_dir).check_writable()
     if writable:
         problems.append(f"state_dir: {writable}")
+    # The hostname is known here too (the metadata placeholders only where the shipper
+    # runs: they are checked when it starts).
+    problems += config.name_problems(loaded, {"hostname": socket.gethostname()})
+    try:
+        region, found_in = identity.region(loaded.cloudwatch.region)
+        notes.append(f"cloudwatch.region: {region} (from {found_in})")
+    except identity.RegionNotFound as exc:
+        problems.append(f"cloudwatch.region: null; {exc}")
     if not _has_credentials(loaded):
-        problems.append(
-            "cloudwatch: no AWS credentials found (environment, shared files, "
-            "container or instance role)"
-        )
+        warnings.append(f"cloudwatch: {NO_CREDENTIALS}; a run waits for them, retrying")
     for note in notes:
         print(logs.mask(f"note: {note}"))
+    for warning in warnings:
+        print(logs.mask(f"warning: {warning}"), file=sys.stderr)
     if problems:
         for problem in problems:
             print(logs.mask(f"shipper: {problem}"), file=sys.stderr)

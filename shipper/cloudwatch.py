@@ -6,6 +6,11 @@ at this one boundary, into the errors of :mod:`shipper.cloudwatch_errors`.
 Parameter validation is off: the batcher already guarantees every PutLogEvents rule,
 and validating 10,000 events per call costs real CPU.
 
+The region is ``cloudwatch.region``, else botocore's chain (:func:`identity.region`).
+Credentials are botocore's chain; with ``role_arn`` they are the role's, assumed with
+the chain's through botocore's own assume-role fetcher (STS's endpoint resolved by
+botocore, regional) and assumed again by botocore before they expire.
+
 PutLogEvents bodies are encoded here, once, with msgspec: botocore's serializer walks
 the operation's shape for every member of every event and then ``json.dumps`` the
 ~1 MB result, which costs several times more than the rest of the request.  Two event
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,14 +31,22 @@ from typing import Any
 import botocore.exceptions
 import msgspec
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.credentials import (
+    AioAssumeRoleCredentialFetcher,
+    AioCredentialResolver,
+    AioDeferredRefreshableCredentials,
+)
+from aiobotocore.session import AioSession, get_session
+from botocore.credentials import CredentialProvider
 
+from shipper import identity, telemetry
 from shipper.aws_data import shared_loader
 from shipper.cloudwatch_errors import (
     CloudWatchError,
     DataAlreadyAccepted,
     ExpiredCredentials,
     InvalidSequenceToken,
+    MissingCredentials,
     Rejected,
     ResourceNotFound,
     Retriable,
@@ -64,6 +78,7 @@ _EXPIRED_CODES = frozenset(
     }
 )
 _REJECTED_CODES = frozenset({"InvalidParameterException", "SerializationException"})
+NO_CREDENTIALS = "no AWS credentials found (environment, shared files, container or instance role)"
 _EXPECTED_TOKEN = re.compile(r"sequenceToken(?: is)?:\s*(\S+)")
 
 
@@ -170,7 +185,7 @@ def translate(exc: BaseException) -> CloudWatchError:
         # the backlog until the operator fixes it, which beats dropping.
         return Retriable(code, detail)
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return Retriable("NoCredentials", "no AWS credentials found")
+        return MissingCredentials("NoCredentials", NO_CREDENTIALS)
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return Retriable(type(exc).__name__, str(exc))
     # aiohttp and socket errors, timeouts, and anything unforeseen: retried with backoff
@@ -192,6 +207,19 @@ class _Handle:
             await self.stack.aclose()
 
 
+class _AssumedRole(CredentialProvider):  # type: ignore[misc]
+    """A credential provider of the role's credentials: a session's whole chain."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials: AioDeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self.credentials = credentials
+
+    async def load(self) -> AioDeferredRefreshableCredentials:
+        return self.credentials
+
+
 class LogsClient:
     """One aiobotocore CloudWatch Logs client, replaced when credentials expire.
 
@@ -205,8 +233,19 @@ class LogsClient:
         self.config = config
         self._handle: _Handle | None = None
         self.generation = 0  # counts refreshes; see :meth:`refresh`
+        self.region = config.region or ""  # resolved by :meth:`open`
 
-    async def _open_handle(self) -> _Handle:
+    def _session(self) -> AioSession:
+        # A new session asks the credential chain afresh; its data comes through the
+        # shared lean loader (see shipper.aws_data).
+        session = get_session()
+        session.register_component(
+            "data_loader", shared_loader(session.get_config_variable("data_path"))
+        )
+        return session
+
+    async def _open_handle(self) -> tuple[_Handle, bool]:
+        """A new client, and whether the credential chain found credentials for it."""
         cfg = self.config
         aio_config = AioConfig(
             retries={"total_max_attempts": 1, "mode": "standard"},
@@ -216,49 +255,81 @@ class LogsClient:
             max_pool_connections=32,
         )
         stack = contextlib.AsyncExitStack()
-        # A new session asks the credential chain afresh; its data comes through the
-        # shared lean loader (see shipper.aws_data).
-        session = get_session()
-        session.register_component(
-            "data_loader", shared_loader(session.get_config_variable("data_path"))
-        )
+        session = self._session()
+        if cfg.role_arn is None:
+            found = await session.get_credentials() is not None
+        else:
+            # The role's credentials are the session's only ones: without them (no
+            # source credentials yet) calls fail as unsigned, never signed by the
+            # source account in the role's stead.
+            role = await self._role_credentials()
+            found = role is not None
+            providers = [_AssumedRole(role)] if role is not None else []
+            session.register_component("credential_provider", AioCredentialResolver(providers))
         client = await stack.enter_async_context(
             session.create_client(
-                "logs", region_name=cfg.region, endpoint_url=cfg.endpoint_url, config=aio_config
+                "logs", region_name=self.region, endpoint_url=cfg.endpoint_url, config=aio_config
             )
         )
         events = client.meta.events
         events.register("before-parameter-build.cloudwatch-logs.PutLogEvents", _encode_events)
         events.register("before-call.cloudwatch-logs.PutLogEvents", _swap_in_body)
-        return _Handle(client, stack)
+        return _Handle(client, stack), found
+
+    async def _role_credentials(self) -> AioDeferredRefreshableCredentials | None:
+        """The role's credentials, assumed (and assumed again before they expire) with
+        the chain's, through botocore's own fetcher; STS is botocore's regional one.
+        None when the chain has no credentials to assume it with."""
+        cfg = self.config
+        assert cfg.role_arn is not None
+        source = self._session()
+        source_credentials = await source.get_credentials()
+        if source_credentials is None:
+            return None
+        extra = {"RoleSessionName": cfg.role_session_name}
+        if cfg.external_id is not None:
+            extra["ExternalId"] = cfg.external_id
+        fetcher = AioAssumeRoleCredentialFetcher(
+            client_creator=functools.partial(source.create_client, region_name=self.region),
+            source_credentials=source_credentials,
+            role_arn=cfg.role_arn,
+            extra_args=extra,
+        )
+        return AioDeferredRefreshableCredentials(fetcher.fetch_credentials, "assume-role")
 
     async def open(self) -> None:
-        self._handle = await self._open_handle()
+        """Resolve the region (raises :class:`identity.RegionNotFound`), open the client."""
+        self.region, found_in = await asyncio.to_thread(identity.region, self.config.region)
+        telemetry.region_resolved(self.region, found_in)
+        self._handle, found = await self._open_handle()
+        if not found:
+            telemetry.credentials_missing(NO_CREDENTIALS)
 
     async def close(self) -> None:
         if self._handle is not None:
             handle, self._handle = self._handle, None
             await handle.close()
 
-    async def refresh(self, seen_generation: int) -> None:
+    async def refresh(self, seen_generation: int) -> str | None:
         """A new client, unless another stream refreshed since ``seen_generation``.
 
-        Never raises: when no new client can be made the old one stays, and the next
-        failed call asks again.
+        Returns None when there is a new client, or why there is none (then the old
+        one stays, and the next failed call asks again).  Never raises.
         """
         if seen_generation != self.generation:
-            return
+            return None
         self.generation += 1
         try:
-            new = await self._open_handle()
-        except Exception:
+            new, found = await self._open_handle()
+        except Exception as exc:
             self.generation -= 1
-            return
+            return f"{type(exc).__name__}: {exc}"
         old, self._handle = self._handle, new
         if old is not None:
             old.retired = True
             if not old.in_flight:
                 await old.close()
+        return None if found else NO_CREDENTIALS
 
     async def _call(self, operation: str, **params: Any) -> Any:
         handle = self._handle
@@ -293,11 +364,12 @@ class LogsClient:
             response.get("nextSequenceToken"), response.get("rejectedLogEventsInfo") or {}
         )
 
-    async def create_stream(
-        self, group: str, stream: str, create_group: bool, retention_days: int | None
-    ) -> bool:
-        """Create the stream (and the group when allowed); True when the group was created."""
-        created_group = False
+    async def create_stream(self, group: str, stream: str, create_group: bool) -> bool:
+        """Create the stream (and the group when allowed); True when the group was created.
+
+        A group is created with the configured class, tags and KMS key; its retention
+        is :meth:`put_retention`'s (a call of its own, retried on its own).
+        """
         try:
             await self._call("create_log_stream", logGroupName=group, logStreamName=stream)
             return False
@@ -308,16 +380,13 @@ class LogsClient:
             if exc.code == "ResourceAlreadyExistsException":
                 return False
             raise
+        created_group = False
         try:
-            await self._call("create_log_group", logGroupName=group)
+            await self._call("create_log_group", **self._group_params(group))
             created_group = True
         except CloudWatchError as exc:
             if exc.code != "ResourceAlreadyExistsException":
                 raise
-        if created_group and retention_days is not None:
-            await self._call(
-                "put_retention_policy", logGroupName=group, retentionInDays=retention_days
-            )
         try:
             await self._call("create_log_stream", logGroupName=group, logStreamName=stream)
         except CloudWatchError as exc:
@@ -325,12 +394,25 @@ class LogsClient:
                 raise
         return created_group
 
+    def _group_params(self, group: str) -> dict[str, Any]:
+        cfg = self.config
+        params: dict[str, Any] = {"logGroupName": group, "logGroupClass": cfg.log_group_class}
+        if cfg.log_group_tags:
+            params["tags"] = dict(cfg.log_group_tags)
+        if cfg.kms_key_id is not None:
+            params["kmsKeyId"] = cfg.kms_key_id
+        return params
+
+    async def put_retention(self, group: str, days: int) -> None:
+        await self._call("put_retention_policy", logGroupName=group, retentionInDays=days)
+
 
 __all__ = [
     "DataAlreadyAccepted",
     "ExpiredCredentials",
     "InvalidSequenceToken",
     "LogsClient",
+    "MissingCredentials",
     "PutResult",
     "Rejected",
     "ResourceNotFound",

@@ -1,8 +1,9 @@
 """The errors a CloudWatch Logs call can end in, as the rest of the shipper sees them.
 
     CloudWatchError
-    ├── Retriable               throttling, 5xx, timeouts, connection resets, no credentials
-    │   └── ExpiredCredentials  refresh the credentials, then retry
+    ├── Retriable               throttling, 5xx, timeouts, connection resets
+    │   ├── ExpiredCredentials  refresh the credentials, then retry
+    │   └── MissingCredentials  none found (yet: at boot a role may come late): ask again
     ├── InvalidSequenceToken    retry with ``expected``
     ├── DataAlreadyAccepted     the batch is stored already; ``expected`` is the next token
     ├── ResourceNotFound        the group or stream is gone: create it, then retry
@@ -26,6 +27,10 @@ class Retriable(CloudWatchError):
 
 
 class ExpiredCredentials(Retriable):
+    pass
+
+
+class MissingCredentials(Retriable):
     pass
 
 

@@ -163,22 +163,147 @@ def _template(value: Any) -> str | None:
     return None
 
 
+# CloudWatch Logs' rules for names (its API reference: LogGroupName, LogStreamName).
+NAME_MAX = 512
+_GROUP_CHARACTER = re.compile(r"[.\-_/#A-Za-z0-9]")
+_STREAM_REFUSED = frozenset(":*")
+# CreateLogGroup's other parameters: LogGroupClass, Tags (TagKey, TagValue), KmsKeyId.
+LOG_GROUP_CLASSES = ("STANDARD", "INFREQUENT_ACCESS")
+MAX_TAGS = 50
+_TAG_TEXT = re.compile(r"[\w .:/=+\-@]*")  # the API's \p{L}\p{Z}\p{N}_.:/=+\-@
+_KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+
+
+def log_group_name_problem(name: str) -> str | None:
+    """What CloudWatch would refuse in a log group name, or None."""
+    if not 1 <= len(name) <= NAME_MAX:
+        return f"{len(name)} characters; CloudWatch takes 1 to {NAME_MAX}"
+    refused = sorted(set(_GROUP_CHARACTER.sub("", name)))
+    if refused:
+        shown = " ".join(repr(c) for c in refused)
+        return (
+            f"CloudWatch refuses {shown} in a log group name; expected letters, digits, . - _ / #"
+        )
+    return None
+
+
+def log_stream_name_problem(name: str) -> str | None:
+    """What CloudWatch would refuse in a log stream name, or None."""
+    if not 1 <= len(name) <= NAME_MAX:
+        return f"{len(name)} characters; CloudWatch takes 1 to {NAME_MAX}"
+    refused = sorted(_STREAM_REFUSED.intersection(name))
+    if refused:
+        shown = " ".join(repr(c) for c in refused)
+        return f"CloudWatch refuses {shown} in a log stream name; expected any text without : or *"
+    return None
+
+
+def name_problems(config: Config, values: typing.Mapping[str, str] | None = None) -> list[str]:
+    """The log group and stream names CloudWatch would refuse, each with the key at fault.
+
+    ``values`` are the placeholders' values besides ``{category}`` that are known:
+    none when the file is loaded (only the templates and the categories are), all
+    once the shipper starts.  A placeholder without a value stands in as a valid
+    ``x``.  A template at fault is named once; otherwise each category that makes a
+    refused name is.
+    """
+    problems = []
+    cloudwatch = config.cloudwatch
+    known = values or {}
+    values = {**dict.fromkeys(STREAM_PLACEHOLDERS - {"category"}, "x"), **known}
+    for key, template, problem_of in (
+        ("log_group", cloudwatch.log_group, log_group_name_problem),
+        ("log_stream", cloudwatch.log_stream, log_stream_name_problem),
+    ):
+        kind = key.replace("_", " ")
+        resolved = {name: value for name, value in known.items() if f"{{{name}" in template}
+        shown = "".join(f" with {{{name}}}={value!r}" for name, value in resolved.items())
+        plain = template.format(category="x", **values)
+        problem = problem_of(plain)
+        if problem is not None:
+            problems.append(
+                f"cloudwatch.{key}: {template!r} gives {kind} {plain!r}{shown}; {problem}"
+            )
+            continue
+        for index, source in enumerate(config.sources):
+            name = template.format(category=source.category, **values)
+            problem = problem_of(name)
+            if problem is not None:
+                problems.append(
+                    f"sources[{index}].category: {source.category!r} gives {kind} {name!r}; "
+                    f"{problem}"
+                )
+    return problems
+
+
+def _tags(value: Any) -> str | None:
+    if len(value) > MAX_TAGS:
+        return f"{len(value)} tags; CloudWatch takes at most {MAX_TAGS}"
+    for key, text in value.items():
+        if not 1 <= len(key) <= 128 or not _TAG_TEXT.fullmatch(key) or key.startswith("aws:"):
+            return (
+                f"tag key {key!r}: expected 1 to 128 letters, digits, spaces or _ . : / = + - @"
+                " (not starting with aws:)"
+            )
+        if len(text) > 256 or not _TAG_TEXT.fullmatch(text):
+            return (
+                f"tag {key!r}: value {text!r}: expected up to 256 letters, digits, spaces"
+                " or _ . : / = + - @"
+            )
+    return None
+
+
+def _role_arn(value: Any) -> str | None:
+    if _ROLE_ARN.fullmatch(value):
+        return None
+    return "expected a role ARN such as arn:aws:iam::123456789012:role/log-writer"
+
+
+def _kms_key(value: Any) -> str | None:
+    if len(value) <= 256 and _KMS_KEY_ARN.fullmatch(value):
+        return None
+    return "expected a KMS key ARN such as arn:aws:kms:eu-west-1:123456789012:key/1234abcd-..."
+
+
+def _bounded(limit: int, what: str) -> typing.Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if 1 <= len(value) <= limit else f"expected {what} of 1 to {limit} characters"
+
+    return check
+
+
+def _session_name(value: Any) -> str | None:
+    if re.fullmatch(r"[\w+=,.@-]{2,64}", value):
+        return None
+    return "expected 2 to 64 letters, digits or + = , . @ - _"
+
+
 @dataclass(frozen=True)
 class CloudWatchConfig:
-    region: str = field(
-        default="us-east-1", metadata=doc("AWS region of the CloudWatch Logs endpoint.")
+    region: str | None = field(
+        default=None,
+        metadata=doc(
+            "AWS region of the CloudWatch Logs endpoint; null: botocore's chain ($AWS_REGION,"
+            " $AWS_DEFAULT_REGION, the profile's region, then the EC2 instance's own region)."
+        ),
     )
     endpoint_url: str | None = field(
         default=None, metadata=doc("Another endpoint (LocalStack, a moto server); default AWS.")
     )
     log_group: str = field(
         default="/shipper/{category}",
-        metadata=doc("Log group name template.", _template),
+        metadata=doc(
+            "Log group name template; the name may hold letters, digits and . - _ / # "
+            "(1 to 512 characters).",
+            _template,
+        ),
     )
     log_stream: str = field(
         default="{hostname}",
         metadata=doc(
-            "Log stream name template: {category} {hostname} {instance_id} {task_id} {container}.",
+            "Log stream name template: {category} {hostname} {instance_id} {task_id} {container};"
+            " the name may hold anything but : and * (1 to 512 characters).",
             _template,
         ),
     )
@@ -188,6 +313,36 @@ class CloudWatchConfig:
     retention_days: int | None = field(
         default=None,
         metadata=doc("Retention set on groups the shipper creates.", _retention),
+    )
+    log_group_class: Literal["STANDARD", "INFREQUENT_ACCESS"] = field(
+        default="STANDARD",
+        metadata=doc("Class of the groups the shipper creates: STANDARD | INFREQUENT_ACCESS."),
+    )
+    log_group_tags: dict[str, str] = field(
+        default_factory=dict,
+        metadata=doc("Tags put on the groups the shipper creates, as {key: value}.", _tags),
+    )
+    kms_key_id: str | None = field(
+        default=None,
+        metadata=doc("ARN of the KMS key that encrypts the groups the shipper creates.", _kms_key),
+    )
+    role_arn: str | None = field(
+        default=None,
+        metadata=doc(
+            "A role to assume (another account's), from the credentials the chain finds; "
+            "refreshed before it expires.",
+            _role_arn,
+        ),
+    )
+    external_id: str | None = field(
+        default=None,
+        metadata=doc(
+            "The external id the role's trust policy asks for.", _bounded(1224, "an external id")
+        ),
+    )
+    role_session_name: str = field(
+        default="shipper",
+        metadata=doc("The session name of the assumed role (shows in CloudTrail).", _session_name),
     )
     request_timeout: float = field(
         default=30.0, metadata=doc("Seconds one API call may take before it is retried.", _positive)
@@ -677,6 +832,13 @@ def _check_whole(config: Config) -> list[str]:
             f"masking.hash_key: null; expected a key (or $SHIPPER_HASH_KEY) for the hash "
             f"strategy of {', '.join(hashing)}"
         )
+    problems.extend(name_problems(config))
+    cloudwatch = config.cloudwatch
+    if cloudwatch.external_id is not None and cloudwatch.role_arn is None:
+        problems.append(
+            f"cloudwatch.external_id: {cloudwatch.external_id!r} without cloudwatch.role_arn; "
+            "expected the role it is for"
+        )
     return problems
 
 
@@ -779,6 +941,16 @@ class _Decoder:
             if not isinstance(value, list):
                 return self.problem(path, value, "expected a list")
             return [self.decode(args[0], item, f"{path}[{i}]") for i, item in enumerate(value)]
+        if origin is dict:
+            if not isinstance(value, dict):
+                return self.problem(path, value, "expected a mapping of names to values")
+            decoded = {
+                self.decode(args[0], key, f"{path}.{key}"): self.decode(
+                    args[1], item, f"{path}.{key}"
+                )
+                for key, item in value.items()
+            }
+            return _MISSING if _MISSING in decoded or _MISSING in decoded.values() else decoded
         if origin is Literal:
             word = _word(value, args)
             if word not in args:

@@ -1,4 +1,10 @@
-"""Where the shipper runs: the values of the stream-name placeholders.
+"""Where the shipper runs: its AWS region, and the values of the stream-name placeholders.
+
+The region is ``cloudwatch.region`` when set, else botocore's chain in the order the
+AWS SDKs share: ``$AWS_REGION``, ``$AWS_DEFAULT_REGION``, the profile's ``region``,
+then the instance's own region from the EC2 metadata service, asked through
+botocore's own fetcher (which honours ``AWS_EC2_METADATA_DISABLED``, the IPv6
+endpoint mode and ``AWS_EC2_METADATA_SERVICE_ENDPOINT``).
 
 ``{hostname}`` and ``{category}`` are always known.  ``{instance_id}`` comes from the
 EC2 instance metadata service (IMDSv2: a session token first, then the id), and
@@ -16,8 +22,45 @@ import socket
 from typing import Any
 
 import aiohttp
+import botocore.exceptions
+import botocore.session
+from botocore.utils import IMDSRegionProvider
 
 from shipper import logs
+
+REGION_HELP = (
+    "set cloudwatch.region, $AWS_REGION or $AWS_DEFAULT_REGION, or a region in the AWS "
+    "profile; on EC2 the instance's own region is used when its metadata service answers"
+)
+
+
+class RegionNotFound(LookupError):
+    """No region is configured and none could be found where the shipper runs."""
+
+
+def region(configured: str | None) -> tuple[str, str]:
+    """The AWS region to use and where it was found; raises :class:`RegionNotFound`.
+
+    Blocking (the metadata service is asked with botocore's timeout, 1 s by default).
+    """
+    if configured:
+        return configured, "cloudwatch.region"
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        value = os.environ.get(name)
+        if value:
+            return value, f"${name}"
+    session = botocore.session.get_session()
+    try:
+        in_profile = session.get_scoped_config().get("region")
+    except botocore.exceptions.ProfileNotFound:
+        in_profile = None
+    if in_profile:
+        return str(in_profile), f"profile {session.profile or 'default'}"
+    from_instance = IMDSRegionProvider(session).provide()
+    if from_instance:
+        return str(from_instance), "instance metadata"
+    raise RegionNotFound(f"no AWS region found: {REGION_HELP}")
+
 
 IMDS_DEFAULT = "http://169.254.169.254"
 TIMEOUT = aiohttp.ClientTimeout(total=2.0)

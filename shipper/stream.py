@@ -20,12 +20,13 @@ from collections.abc import Callable
 
 from shipper import telemetry
 from shipper.batcher import Batch, Batcher, Refused
-from shipper.cloudwatch import LogsClient
+from shipper.cloudwatch import LogsClient, PutResult
 from shipper.cloudwatch_errors import (
     CloudWatchError,
     DataAlreadyAccepted,
     ExpiredCredentials,
     InvalidSequenceToken,
+    MissingCredentials,
     Rejected,
     ResourceNotFound,
     Retriable,
@@ -68,6 +69,10 @@ class Stream:
         self.created = False
         self.closing = False
         self.failing_since: float | None = None  # monotonic time of the first failed try
+        # Why deliveries cannot succeed until someone acts (no credentials, a group the
+        # service refuses to create): shown on /readyz at once, not after a grace time.
+        self.blocked: str | None = None
+        self._retention: asyncio.Task[None] | None = None  # setting a new group's retention
         self._wake_sender = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
@@ -136,39 +141,76 @@ class Stream:
         Every failure is retried, forever: after a pause that grows with each failed
         try, except where the error itself says how to succeed at once (a corrected
         sequence token, a stream to recreate, credentials to refresh) and that remedy
-        has not just been tried.
+        has not just been tried.  A group or stream the service refuses to create is
+        such a failure too (reported on /readyz at once), never a reason to drop.
+
+        When the service refuses a request as invalid, retrying it cannot help, but
+        most of its events may be fine: it is split in halves, and halves of those,
+        until the events at fault stand alone; only they are counted and skipped.
         """
         started = time.monotonic()
         rejected = list(batch.rejected)
+        invalid: list[Event] = []
+        refusals: dict[str, None] = {}  # the service's words, once each (the first 3 told)
+        pending = [batch.events] if batch.events else []  # a stack: the next part last
+        while pending:
+            events = pending.pop()
+            outcome = await self._store(events)
+            if isinstance(outcome, Rejected):
+                refusals[f"{outcome.code}: {outcome.detail}"] = None
+                if len(events) == 1:
+                    invalid += events
+                else:
+                    half = len(events) // 2
+                    pending += (events[half:], events[:half])
+                continue
+            if outcome is None:  # stored by an earlier try whose answer was lost
+                telemetry.batch_delivered(
+                    self.group,
+                    self.name,
+                    len(events),
+                    sum(utf8_len(e.message) for e in events),
+                    time.monotonic() - started,
+                    already_accepted=True,
+                )
+                continue
+            refused = _rejected_by_service(events, outcome.rejected)
+            places = batch.where([event for _, event in refused])
+            rejected += [(why, place) for (why, _), place in zip(refused, places, strict=True)]
+            stored = len(events) - len(refused)
+            whole = events is batch.events  # its byte count is kept; a part's is summed
+            nbytes = batch.message_bytes() if whole else sum(utf8_len(e.message) for e in events)
+            telemetry.batch_delivered(
+                self.group,
+                self.name,
+                stored,
+                nbytes - sum(utf8_len(e.message) for _, e in refused),
+                time.monotonic() - started,
+            )
+        self.failing_since = None
+        self._report_rejected(rejected)
+        if invalid:
+            where = [("invalid", place) for place in batch.where(invalid)]
+            self._report_rejected(where, "; ".join(list(refusals)[:3]))
+        self._acknowledge(batch)
+
+    async def _store(self, events: list[Event]) -> PutResult | Rejected | None:
+        """Put ``events`` until they are stored; the service's answer, or its refusal of
+        the request as invalid, or None when an earlier try had stored them already."""
         pauses = 0  # failed tries that ended in a backoff pause
         remedied: type[Exception] | None = None  # the immediate remedy tried last
-        refusal = ""  # why the service refused the whole batch, if it did
-        while batch.events:
+        while True:
             generation = self.client.generation
             sent_token = self.token
             try:
                 if not self.created:
-                    created_group = await self.client.create_stream(
-                        self.group, self.name, self.create_group, self.retention_days
-                    )
-                    self.created = True
-                    self.token = sent_token = None
-                    telemetry.stream_created(self.group, self.name, created_group)
-                result = await self.client.put_events(
-                    self.group, self.name, batch.events, sent_token
-                )
+                    await self._create()
+                result = await self.client.put_events(self.group, self.name, events, sent_token)
             except DataAlreadyAccepted as exc:
                 # An earlier try was stored though its answer was lost.
                 self.token = exc.expected
-                telemetry.batch_delivered(
-                    self.group,
-                    self.name,
-                    len(batch.events),
-                    batch.message_bytes(),
-                    time.monotonic() - started,
-                    already_accepted=True,
-                )
-                break
+                self.blocked = None
+                return None
             except InvalidSequenceToken as exc:
                 self.token = exc.expected
                 telemetry.sequence_token_corrected(self.group, self.name)
@@ -185,42 +227,75 @@ class Stream:
                     continue  # recreate the group/stream at once
                 pauses = await self._pause(exc, pauses)
                 continue
+            except MissingCredentials as exc:
+                # None found (yet): at boot a role may come later.  Ask the chain again
+                # after each pause; never give up.
+                self.blocked = exc.detail
+                pauses = await self._pause(exc, pauses)
+                await self._refresh_credentials(generation, exc)
+                continue
             except ExpiredCredentials as exc:
                 if remedied is not ExpiredCredentials:
                     remedied = ExpiredCredentials
                     telemetry.put_retry(self.group, self.name, exc.code, exc.detail, pauses, 0.0)
                 else:
                     pauses = await self._pause(exc, pauses)
-                await self.client.refresh(generation)
-                telemetry.credentials_refreshed(self.group, self.name, exc.code)
+                await self._refresh_credentials(generation, exc)
                 continue
             except Retriable as exc:
                 pauses = await self._pause(exc, pauses)
                 continue
             except Rejected as exc:
-                # The service refuses the request itself: retrying cannot help.  The
-                # batcher obeys every rule, so this is a bug or an unexpected service
-                # rule; the events are counted and logged, with the service's words.
-                refusal = f"{exc.code}: {exc.detail}"
-                break
+                if self.created:
+                    return exc
+                # The group or stream cannot be created as configured (a name, a tag,
+                # a key the service refuses): only the operator can fix it, and until
+                # then the files hold the backlog.
+                self.blocked = f"CloudWatch refuses to create the group or stream: {exc}"
+                pauses = await self._pause(exc, pauses)
+                continue
             self.token = result.next_token or self.token
-            refused = _rejected_by_service(batch, result.rejected)
-            places = batch.where([event for _, event in refused])
-            rejected += [(why, place) for (why, _), place in zip(refused, places, strict=True)]
-            telemetry.batch_delivered(
-                self.group,
-                self.name,
-                len(batch.events) - len(refused),
-                batch.message_bytes() - sum(utf8_len(e.message) for _, e in refused),
-                time.monotonic() - started,
+            self.blocked = None
+            return result
+
+    async def _create(self) -> None:
+        """Create the stream (and its group); start setting the retention of a new group."""
+        created_group = await self.client.create_stream(self.group, self.name, self.create_group)
+        self.created = True
+        self.token = None
+        telemetry.stream_created(self.group, self.name, created_group)
+        if created_group and self.retention_days is not None:
+            if self._retention is not None:
+                self._retention.cancel()
+            self._retention = asyncio.create_task(
+                self._set_retention(self.retention_days), name=f"retention {self.group}"
             )
-            break
-        self.failing_since = None
-        self._report_rejected(rejected)
-        if refusal:
-            invalid = [("invalid", where) for where in batch.where(batch.events)]
-            self._report_rejected(invalid, refusal)
-        self._acknowledge(batch)
+
+    async def _set_retention(self, days: int) -> None:
+        """Put the retention policy of a group this stream created, until it is set.
+
+        Runs beside deliveries (which never wait for it): the group exists already, so
+        a failed try would never be made again by creating it.
+        """
+        attempt = 0
+        while True:
+            try:
+                await self.client.put_retention(self.group, days)
+            except CloudWatchError as exc:
+                delay = self.backoff.delay(attempt)
+                attempt += 1
+                telemetry.retention_retry(self.group, exc.code, exc.detail, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+            telemetry.retention_set(self.group, days)
+            return
+
+    async def _refresh_credentials(self, generation: int, error: CloudWatchError) -> None:
+        problem = await self.client.refresh(generation)
+        if problem is None:
+            telemetry.credentials_refreshed(self.group, self.name, error.code)
+        else:
+            telemetry.credentials_refresh_failed(self.group, self.name, error.code, problem)
 
     def _acknowledge(self, batch: Batch) -> None:
         for position, offset in batch.acks.items():
@@ -244,11 +319,10 @@ class Stream:
             telemetry.events_rejected(reason, len(places), self.group, self.name, places, detail)
 
 
-def _rejected_by_service(batch: Batch, info: dict[str, int]) -> list[tuple[str, Event]]:
-    """The events of a delivered batch that rejectedLogEventsInfo says were not stored."""
+def _rejected_by_service(events: list[Event], info: dict[str, int]) -> list[tuple[str, Event]]:
+    """The events of a stored request that rejectedLogEventsInfo says were not stored."""
     if not info:
         return []
-    events = batch.events
     reasons: dict[int, str] = {}
     for key, reason in _REJECTED_BELOW:
         end = info.get(key)

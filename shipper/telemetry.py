@@ -131,7 +131,44 @@ def events_rejected(
 
 
 def credentials_refreshed(group: str, stream: str, error: str) -> None:
+    """New credentials were found after ``error``; the client now signs with them."""
     logs.get().info("credentials.refreshed", log_group=group, log_stream=stream, error=error)
+
+
+def credentials_refresh_failed(group: str, stream: str, error: str, problem: str) -> None:
+    """After ``error``, asking for new credentials failed (``problem``): retried later."""
+    logs.get().warning(
+        "credentials.refresh_failed",
+        log_group=group,
+        log_stream=stream,
+        error=error,
+        problem=problem,
+    )
+
+
+def credentials_missing(problem: str) -> None:
+    """The credential chain found nothing (yet): deliveries wait and ask again."""
+    logs.get().warning("credentials.missing", problem=problem)
+
+
+def region_resolved(region: str, found_in: str) -> None:
+    logs.get().info("region.resolved", region=region, found_in=found_in)
+
+
+def retention_set(group: str, days: int) -> None:
+    logs.get().info("retention.set", log_group=group, retention_days=days)
+
+
+def retention_retry(group: str, error: str, detail: str, attempt: int, delay: float) -> None:
+    """PutRetentionPolicy failed on a group the shipper created: tried again after ``delay``."""
+    logs.get().warning(
+        "retention.retry",
+        log_group=group,
+        error=error,
+        detail=detail,
+        attempt=attempt,
+        delay=round(delay, 3),
+    )
 
 
 def stream_created(group: str, stream: str, created_group: bool) -> None:

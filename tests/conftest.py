@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,10 @@ def front(moto: MotoServer) -> Iterator[StrictFront]:
 
 @pytest.fixture
 def group_prefix(request: pytest.FixtureRequest) -> str:
-    """A log group prefix no other test uses (the moto server is shared)."""
-    return f"/test/{next(_group_ids)}-{request.node.name[:40]}"
+    """A log group prefix no other test uses (the moto server is shared), of the
+    characters a group name may hold (a parametrized test's name has brackets)."""
+    name = re.sub(r"[^.\-_/#A-Za-z0-9]", "_", request.node.name[:40])
+    return f"/test/{next(_group_ids)}-{name}"
 
 
 @pytest.fixture

@@ -200,6 +200,22 @@ class TestRefusedEvents:
         assert batch.rejected == [("too_old", "app.log:20"), ("too_new", "app.log:30")]
         assert batch.acks == {position: 30}
 
+    def test_refused_events_are_held_in_bounded_chunks(self):
+        """Issue 18: a file of events too old to send is not gathered whole into one
+        batch (a million took 144 MiB): every batch holds at most ``max_events`` of
+        them, and each chunk is acknowledged to its last event."""
+        position = FilePosition("app.log")
+        old = NOW_MS - MAX_AGE_MS - HOUR_MS
+        refused = step(position, [(old, f"old {n}", n + 1) for n in range(2_500)])
+        batcher = Batcher(max_events=1_000)
+        sealed = batcher.add_all(refused, NOW_MS, 1.0)
+        last = batcher.seal()
+        assert last is not None
+        chunks = [*sealed, last]
+        assert [len(b.rejected) for b in chunks] == [1_000, 1_000, 500]
+        assert [b.events for b in chunks] == [[], [], []]
+        assert [b.acks for b in chunks] == [{position: 1_000}, {position: 2_000}, {position: 2_500}]
+
     def test_a_batch_of_only_refused_events_is_still_sealed_for_acknowledgement(self):
         (batch,) = feed(Batcher(), [event("ancient", NOW_MS - MAX_AGE_MS - HOUR_MS, end=7)])
         assert batch.events == []
@@ -251,13 +267,16 @@ def _greedy(
 ) -> list[Any]:
     """The batching rules written plainly, over (timestamp, message, size, end) events: an
     event starts a new batch when adding it would break the count, the bytes or the
-    24-hour span; refused events ride along."""
+    24-hour span; refused events ride along, and a batch holding ``max_events`` of them
+    is sealed."""
     batches: list[tuple[list[Any], list[Any]]] = [([], [])]
     for e in events:
         timestamp, message, size, _ = e
         kept, refused = batches[-1]
         if rejection(timestamp, message, size, now_ms) is not None:
             refused.append(e)
+            if len(refused) >= max_events:
+                batches.append(([], []))
             continue
         times = [k[0] for k in kept] + [timestamp]
         if kept and (

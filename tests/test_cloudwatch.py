@@ -21,6 +21,7 @@ from shipper.cloudwatch_errors import (
     DataAlreadyAccepted,
     ExpiredCredentials,
     InvalidSequenceToken,
+    MissingCredentials,
     Rejected,
     ResourceNotFound,
     Retriable,
@@ -58,7 +59,7 @@ class TestErrors:
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> dict[str, Exception]:
-            await client.create_stream(group, "s", True, None)
+            await client.create_stream(group, "s", True)
             found: dict[str, Exception] = {}
             for kind in ("throttle", "unavailable", "invalid"):
                 front.inject(kind, times=1)
@@ -90,7 +91,7 @@ class TestErrors:
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> tuple[Exception, str | None, Exception]:
-            await client.create_stream(group, "s", True, None)
+            await client.create_stream(group, "s", True)
             front.legacy_tokens(seed={(group, "s"): SEED})  # as if it held data already
             with pytest.raises(InvalidSequenceToken) as wrong:
                 await client.put_events(group, "s", events("a"), None)
@@ -114,7 +115,7 @@ class TestClientLifecycle:
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> tuple[Any, int]:
-            await client.create_stream(group, "s", True, None)
+            await client.create_stream(group, "s", True)
             front.inject("slow", times=1, delay=1.0)
             slow_put = asyncio.ensure_future(client.put_events(group, "s", events("slow"), None))
             await asyncio.sleep(0.3)
@@ -129,13 +130,16 @@ class TestClientLifecycle:
         assert generation == 1
         assert front.put_count("s") == 2
 
-    def test_create_stream_creates_the_group_with_retention_once(self, front, moto, group_prefix):
+    def test_create_stream_creates_the_group_once(self, front, moto, group_prefix):
+        """Only the first call creates the group (and says so); retention is a call of
+        its own."""
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> list[bool]:
-            first = await client.create_stream(group, "one", True, 14)
-            second = await client.create_stream(group, "two", True, 14)
-            again = await client.create_stream(group, "two", True, 14)
+            first = await client.create_stream(group, "one", True)
+            second = await client.create_stream(group, "two", True)
+            again = await client.create_stream(group, "two", True)
+            await client.put_retention(group, 14)
             return [first, second, again]
 
         assert with_client(front, body) == [True, False, False]
@@ -146,10 +150,40 @@ class TestClientLifecycle:
         group = group_prefix + "/app"
 
         async def body(client: LogsClient) -> None:
-            await client.create_stream(group, "one", False, None)
+            await client.create_stream(group, "one", False)
 
         with pytest.raises(ResourceNotFound):
             with_client(front, body)
+
+    def test_a_refresh_says_when_it_found_no_credentials(
+        self, front, group_prefix, monkeypatch, tmp_path
+    ):
+        """Issue 18/20: with no credentials anywhere a call fails as MissingCredentials
+        and a refresh reports the problem (so ``credentials.refreshed`` is not logged);
+        once a credentials file appears, a refresh finds it and calls are signed."""
+        credentials = tmp_path / "credentials"
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        group = group_prefix + "/app"
+
+        async def body(client: LogsClient) -> tuple[str | None, str | None]:
+            with pytest.raises(MissingCredentials):
+                await client.create_stream(group, "s", True)
+            nothing = await client.refresh(client.generation)
+            credentials.write_text(
+                "[default]\naws_access_key_id = AKIAFOUNDLATE\naws_secret_access_key = s\n"
+            )
+            found = await client.refresh(client.generation)
+            await client.create_stream(group, "s", True)
+            return nothing, found
+
+        nothing, found = with_client(front, body)
+        assert nothing == cloudwatch.NO_CREDENTIALS
+        assert found is None
+        assert front.keys_seen()["AKIAFOUNDLATE"] >= 1
 
 
 class TestFailedCalls:
@@ -163,7 +197,7 @@ class TestFailedCalls:
         bodies = [tracemalloc.Filter(True, cloudwatch.__file__)]  # where bodies are made
 
         async def body(client: LogsClient) -> int:
-            await client.create_stream(group, "s", True, None)
+            await client.create_stream(group, "s", True)
             gc.collect()
             gc.disable()  # as in an outage: a paused reader gives the collector no reason to run
             tracemalloc.start()

@@ -195,7 +195,13 @@ def run_cli(
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", **(env or {})},
+        env={
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "y",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            **(env or {}),
+        },
         timeout=60,
     )
 
@@ -230,7 +236,7 @@ class TestCommandLine:
             capture_output=True,
             text=True,
             cwd=tmp_path,
-            env={**env, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"},
+            env={**env, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "x"},
             timeout=60,
         )
         assert default.returncode == 0, default.stderr

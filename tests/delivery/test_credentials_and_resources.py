@@ -2,11 +2,15 @@
 
 SPEC §6 (expired credentials are refreshed; ResourceNotFoundException recreates the
 group/stream, the group only when ``create_log_group`` allows) and §5
-(``retention_days`` applied to a group the shipper creates).
+(``retention_days`` applied to a group the shipper creates); issue 18 (a refused
+create is retried, never a reason to drop; retention retried until set) and issue 20
+(credentials missing at start are waited for).
 """
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from tests.delivery.conftest import Deployment, assert_clean_front, duplicates
@@ -122,4 +126,112 @@ class TestDeletedResources:
             wait_until(lambda: deployment.has_all("app", 60))
             assert shipper.stop() == 0
         assert sorted(deployment.numbers("app")) == list(range(60))
+        assert_clean_front(deployment.front)
+
+
+def readiness(deployment: Deployment) -> tuple[int, str]:
+    """/readyz's status and body."""
+    url = f"http://127.0.0.1:{deployment.health_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+class TestRefusedCreation:
+    def test_a_group_the_service_refuses_to_create_is_retried_and_reported(
+        self, deployment: Deployment
+    ):
+        """Issue 18: CreateLogGroup answered InvalidParameterException (a key or tag the
+        service will not take) is no reason to drop anything: /readyz names the refusal
+        at once, the create is retried with backoff, and once the service takes it
+        every record is delivered; none is counted as refused."""
+        front = deployment.front
+        front.inject("refuse_group", seconds=4.0)
+        config = deployment.configure(["app"])
+        with ShipperProcess(config) as shipper:
+            deployment.write("app", 30)
+            wait_until(
+                lambda: (
+                    readiness(deployment)[0] == 503
+                    and "refuses to create" in readiness(deployment)[1]
+                )
+            )
+            assert deployment.numbers("app") == []
+            wait_until(lambda: deployment.has_all("app", 30))
+            assert readiness(deployment) == (200, "ready\n")
+            counted = deployment.metric_sum("shipper_records_rejected_total")
+            assert shipper.stop() == 0
+            refused = [
+                e for e in shipper.find("put.retry") if e["error"] == "InvalidParameterException"
+            ]
+        assert front.served["refuse_group"] >= 2
+        assert len(refused) >= 2
+        assert refused[1]["delay"] > 0  # backoff, not a tight loop
+        assert shipper.find("events.rejected") == []
+        assert counted == 0
+        assert sorted(deployment.numbers("app")) == list(range(30))
+        assert_clean_front(front)
+
+
+class TestRetention:
+    def test_retention_is_set_though_its_first_tries_fail(self, deployment: Deployment):
+        """Issue 18: PutRetentionPolicy failing once used to leave the group (created,
+        so never created again) without retention. It is retried until set, and
+        deliveries do not wait for it."""
+        front = deployment.front
+        front.inject("fail_retention", times=3)
+        config = deployment.configure(["app"], retention_days=14)
+        group = deployment.group("app")
+        with ShipperProcess(config) as shipper:
+            deployment.write("app", 20)
+            wait_until(lambda: deployment.has_all("app", 20))
+            wait_until(lambda: shipper.find("retention.set"))
+            assert shipper.stop() == 0
+            retries = shipper.find("retention.retry")
+        assert front.served["fail_retention"] == 3
+        assert [r["attempt"] for r in retries] == [1, 2, 3]
+        assert deployment.moto.groups(group)[group]["retentionInDays"] == 14
+        assert_clean_front(front)
+
+
+class TestMissingCredentials:
+    def test_no_credentials_at_start_are_waited_for_not_fatal(
+        self, deployment: Deployment, tmp_path: Path
+    ):
+        """Issue 20: at boot the credentials may come late. With none anywhere the
+        shipper keeps running, says so on /readyz and in its log, asks the chain again
+        with backoff, and ships everything once a credentials file appears."""
+        credentials = tmp_path / "credentials"
+        env = {
+            "AWS_ACCESS_KEY_ID": "",
+            "AWS_SECRET_ACCESS_KEY": "",
+            "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+            "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        config = deployment.configure(["app"])
+        with ShipperProcess(config, env=env) as shipper:
+            deployment.write("app", 25)
+            wait_until(
+                lambda: (
+                    (found := readiness(deployment))[0] == 503
+                    and "no AWS credentials found" in found[1]
+                )
+            )
+            wait_until(lambda: len(shipper.find("credentials.refresh_failed")) >= 2)
+            assert shipper.find("credentials.missing")
+            assert shipper.find("credentials.refreshed") == []
+            write_credentials(credentials, "AKIALATEKEY")
+            wait_until(lambda: deployment.has_all("app", 25))
+            assert readiness(deployment) == (200, "ready\n")
+            assert shipper.stop() == 0
+            refreshed = shipper.find("credentials.refreshed")
+            missing = [e for e in shipper.find("put.retry") if e["error"] == "NoCredentials"]
+        assert len(refreshed) == 1
+        assert missing
+        assert all(e["delay"] > 0 for e in missing)
+        assert deployment.front.keys_seen()["AKIALATEKEY"] > 0
+        assert sorted(deployment.numbers("app")) == list(range(25))
         assert_clean_front(deployment.front)

@@ -11,7 +11,7 @@ import random
 import time
 from datetime import UTC, datetime
 
-from tests.delivery.conftest import Deployment, assert_clean_front, duplicates
+from tests.delivery.conftest import Deployment, assert_clean_front
 from tests.support.process import ShipperProcess, wait_until
 
 DAY = 86_400
@@ -75,33 +75,54 @@ class TestRejectedEvents:
         assert front.put_count() == puts
         assert_clean_front(front)
 
-    def test_a_batch_the_service_refuses_as_invalid_is_counted_not_retried(
+    def test_a_batch_refused_as_invalid_is_split_to_find_the_events_at_fault(
         self, deployment: Deployment
     ):
-        """An InvalidParameterException cannot be cured by retrying: the batch's events
-        are counted as ``invalid`` and logged with the service's words, never retried,
-        and later batches are delivered."""
+        """Issue 18: the service refuses every request holding one event it will not take
+        (InvalidParameterException). That event alone is counted as ``invalid`` and
+        logged with its file, offset and the service's words; the other 49 records of
+        its batches are delivered, once each, and nothing is retried."""
+        front = deployment.front
+        config = deployment.configure(["app"])
+        front.refuse_messages_with("rec-app-17 ")
+        with ShipperProcess(config) as shipper:
+            deployment.write("app", 50)
+            wait_until(lambda: len(deployment.numbers("app")) >= 49)
+            wait_until(lambda: shipper.find("events.rejected"))
+            invalid = deployment.metric("shipper_records_rejected_total", reason="invalid")
+            assert shipper.stop() == 0
+            (logged,) = shipper.find("events.rejected")
+            retries = shipper.find("put.retry")
+        assert front.served["refused_text"] >= 1
+        assert invalid == logged["count"] == 1
+        assert logged["reason"] == "invalid"
+        assert "rec-app-17 " in logged["detail"]
+        (place,) = logged["where"]
+        path = deployment.logs / "app" / "app.log"
+        lines = path.read_bytes().splitlines(keepends=True)
+        end = sum(len(line) for line in lines[:18])  # record 17 ends after the 18th line
+        assert place == f"{path}:{end}"
+        assert retries == []
+        numbers = deployment.numbers("app")
+        assert sorted(numbers) == [n for n in range(50) if n != 17]
+        assert_clean_front(front)
+
+    def test_a_batch_refused_once_as_invalid_is_delivered_whole(self, deployment: Deployment):
+        """A refusal no event is at fault for (the service refused the request once) costs
+        nothing: the batch's parts are delivered, none is counted as invalid."""
         front = deployment.front
         config = deployment.configure(["app"])
         with ShipperProcess(config) as shipper:
             deployment.write("app", 10)
             wait_until(lambda: deployment.has_all("app", 10))
             front.inject("invalid", times=1, stream="app")
-            deployment.write("app", 25, start=10)
-            wait_until(lambda: shipper.find("events.rejected"))
-            deployment.write("app", 15, start=35)
-            wait_until(lambda: deployment.has_all("app", 10 + 15))
+            deployment.write("app", 40, start=10)
+            wait_until(lambda: deployment.has_all("app", 50))
             invalid = deployment.metric("shipper_records_rejected_total", reason="invalid")
             assert shipper.stop() == 0
-            (logged,) = shipper.find("events.rejected")
-            retries = shipper.find("put.retry")
+            assert shipper.find("events.rejected") == []
         assert front.served["invalid"] == 1
-        assert logged["reason"] == "invalid"
-        assert "refused on purpose" in logged["detail"]
-        assert retries == []
+        assert invalid == 0
         numbers = deployment.numbers("app")
-        assert not duplicates(numbers)
-        assert invalid == logged["count"] == 50 - len(numbers)
-        assert set(range(10)) <= set(numbers)
-        assert set(range(35, 50)) <= set(numbers)
+        assert sorted(numbers) == list(range(50))
         assert_clean_front(front)

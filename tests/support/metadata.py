@@ -5,8 +5,9 @@ The shipper finds them as it finds the real ones: through
 server runs in a thread with its own event loop and records the requests it got.
 
 - IMDSv2 answers ``PUT /latest/api/token`` (it requires the TTL header) with a
-  session token, and ``GET /latest/meta-data/instance-id`` only when that token is
-  sent back (401 otherwise), as the real service does with IMDSv1 turned off.
+  session token, and ``GET /latest/meta-data/instance-id`` and
+  ``.../placement/availability-zone/`` only when that token is sent back (401
+  otherwise), as the real service does with IMDSv1 turned off.
 - The ECS endpoint answers ``GET {base}`` with the container's document (``Name``)
   and ``GET {base}/task`` with the task's (``TaskARN``).
 """
@@ -52,11 +53,13 @@ class _LoopServer:
 
 
 class FakeImds(_LoopServer):
-    def __init__(self, instance_id: str) -> None:
+    def __init__(self, instance_id: str, zone: str = "us-east-1a") -> None:
         self.instance_id = instance_id
+        self.zone = zone
         app = web.Application()
         app.router.add_put("/latest/api/token", self._token)
         app.router.add_get("/latest/meta-data/instance-id", self._instance_id)
+        app.router.add_get("/latest/meta-data/placement/availability-zone/", self._zone)
         super().__init__(app)
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -70,6 +73,12 @@ class FakeImds(_LoopServer):
         if request.headers.get("X-aws-ec2-metadata-token") != IMDS_TOKEN:
             return web.Response(status=401)
         return web.Response(text=self.instance_id)
+
+    async def _zone(self, request: web.Request) -> web.Response:
+        self.requests.append((request.method, request.path))
+        if request.headers.get("X-aws-ec2-metadata-token") != IMDS_TOKEN:
+            return web.Response(status=401)
+        return web.Response(text=self.zone)
 
 
 class FakeEcsMetadata(_LoopServer):

@@ -13,9 +13,16 @@ and the moto server and
   (``ThrottlingException``), ``unavailable`` (503 ``ServiceUnavailableException``, for
   every call), ``reset`` (the data is stored upstream, then the connection is cut
   before the answer), ``slow`` (the data is stored, the answer held back),
-  ``invalid`` (a valid batch refused with ``InvalidParameterException``); and, set up
-  by their own methods, expired credentials (:meth:`expire_key`), legacy sequence tokens
-  (:meth:`legacy_tokens`) and events refused as expired (:meth:`expire_before`);
+  ``invalid`` (a valid batch refused with ``InvalidParameterException``),
+  ``refuse_group`` (a valid CreateLogGroup refused so), ``fail_retention``
+  (PutRetentionPolicy answered 503); and, set up by their own
+  methods, expired credentials (:meth:`expire_key`), legacy sequence tokens
+  (:meth:`legacy_tokens`), events refused as expired (:meth:`expire_before`) and
+  batches refused for one event's text (:meth:`refuse_messages_with`);
+- refuses, as the service does, group and stream names its API reference does not
+  allow (recorded in :attr:`violations` too: the shipper must never send one);
+- records every other call's parameters (:attr:`requests`), STS's included, for the
+  parameters moto ignores;
 - counts every call by operation (:attr:`calls`) and the faults it served
   (:attr:`served`).
 
@@ -31,6 +38,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +53,11 @@ MAX_BYTES = 1_048_576
 MAX_EVENT_BYTES = 1_048_576
 EVENT_OVERHEAD = 26
 MAX_SPAN_MS = 24 * 3600 * 1000
-FAULT_KINDS = ("throttle", "unavailable", "reset", "slow", "invalid")
+FAULT_KINDS = (
+    "throttle", "unavailable", "reset", "slow", "invalid", "refuse_group", "fail_retention"
+)  # fmt: skip
+_GROUP_NAME = re.compile(r"[.\-_/#A-Za-z0-9]{1,512}")
+_STREAM_NAME = re.compile(r"[^:*]{1,512}")
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _JSON = "application/x-amz-json-1.1"
 
@@ -121,6 +133,8 @@ class StrictFront:
         self.served: Counter[str] = Counter()
         self.puts: list[Put] = []
         self.rejected_info: list[dict[str, int]] = []
+        self.requests: list[tuple[str, dict[str, Any]]] = []  # (operation, parameters)
+        self._refused_text: str | None = None
         self._faults: list[Fault] = []
         self._expired_keys: set[str] = set()
         self._keys_seen: Counter[str] = Counter()
@@ -174,6 +188,16 @@ class StrictFront:
         """Refuse events older than this as past the group's retention (expired)."""
         with self._lock:
             self._expire_before = timestamp_ms
+
+    def refuse_messages_with(self, text: str | None) -> None:
+        """Refuse as invalid every PutLogEvents holding an event whose message has ``text``."""
+        with self._lock:
+            self._refused_text = text
+
+    def operations(self, name: str) -> list[dict[str, Any]]:
+        """The parameters of every ``name`` call (not PutLogEvents) the front served."""
+        with self._lock:
+            return [params for operation, params in self.requests if operation == name]
 
     def put_count(self, stream: str | None = None) -> int:
         with self._lock:
@@ -245,6 +269,18 @@ class StrictFront:
             return _error(503, "ServiceUnavailableException", "The service is unavailable.")
         if operation == "PutLogEvents":
             return await self._put(request, body)
+        params = _parameters(operation, body)
+        with self._lock:
+            self.requests.append((params.pop("Action", operation), params))
+        refused = _name_refused(params)
+        if operation in ("CreateLogGroup", "CreateLogStream") and refused is not None:
+            with self._lock:
+                self.violations.append(f"{operation}: {refused}")
+            return _error(400, "InvalidParameterException", refused)
+        if operation == "CreateLogGroup" and self._take_fault("refuse_group", None):
+            return _error(400, "InvalidParameterException", "refused on purpose by the test")
+        if operation == "PutRetentionPolicy" and self._take_fault("fail_retention", None):
+            return _error(503, "ServiceUnavailableException", "The service is unavailable.")
         response = await self._forward(request, body)
         if operation == "CreateLogStream" and response.status == 200:
             params = json.loads(body)
@@ -264,6 +300,13 @@ class StrictFront:
             return _error(400, "ThrottlingException", "Rate exceeded")
         if self._take_fault("invalid", stream):
             return _error(400, "InvalidParameterException", "refused on purpose by the test")
+        with self._lock:
+            refused_text = self._refused_text
+        if refused_text is not None and any(
+            refused_text in e["message"] for e in params["logEvents"]
+        ):
+            self.served["refused_text"] += 1
+            return _error(400, "InvalidParameterException", f"an event holds {refused_text!r}")
         slow = self._take_fault("slow", stream)
         digest = hashlib.sha256(json.dumps(params["logEvents"]).encode()).hexdigest()
         token_error = self._check_token(group, stream, params.get("sequenceToken"), digest)
@@ -360,6 +403,24 @@ class StrictFront:
                 body=data,
                 headers={"Content-Type": upstream.headers.get("Content-Type", _JSON)},
             )
+
+
+def _parameters(operation: str, body: bytes) -> dict[str, Any]:
+    """A call's parameters: the JSON protocol's body, or the query protocol's (STS) form."""
+    if operation:
+        loaded = json.loads(body or b"{}")
+        return loaded if isinstance(loaded, dict) else {}
+    return {key: values[0] for key, values in urllib.parse.parse_qs(body.decode()).items()}
+
+
+def _name_refused(params: dict[str, Any]) -> str | None:
+    """The service's complaint about a group or stream name, or None."""
+    group, stream = params.get("logGroupName"), params.get("logStreamName")
+    if group is not None and not _GROUP_NAME.fullmatch(group):
+        return f"Value {group!r} at 'logGroupName' failed to satisfy constraint"
+    if stream is not None and not _STREAM_NAME.fullmatch(stream):
+        return f"Value {stream!r} at 'logStreamName' failed to satisfy constraint"
+    return None
 
 
 def _error(status: int, code: str, message: str, **fields: Any) -> web.Response:
