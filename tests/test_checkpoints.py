@@ -9,8 +9,6 @@ document's idea of it nor from the start.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,35 +23,14 @@ from shipper.checkpoints import (
     SourceCheckpoint,
     State,
 )
-
-PAGE = 4096
-
-
-def mount(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
+from tests.support.tmpfs import PAGE, fill, remount, tmpfs
 
 
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs, mounted for this test only."""
-    folder = tmp_path / "tiny"
-    folder.mkdir()
-    done = mount("-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(folder))
-    if done.returncode != 0:
-        pytest.skip(f"a tmpfs cannot be mounted here (needs root): {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill(folder: Path, leave: int) -> Path:
-    """Fill the filesystem of ``folder`` until only ``leave`` bytes (whole pages) are free."""
-    filler = folder / "filler"
-    with pytest.raises(OSError, match="No space left"):
-        filler.write_bytes(b"\0" * (1 << 20))  # more than the whole filesystem
-    os.truncate(filler, filler.stat().st_size - leave)
-    return filler
 
 
 def state(sources: int, offset: int) -> State:
@@ -117,12 +94,12 @@ class TestReadOnlyFolder:
         store = CheckpointStore(tiny_fs / "state")
         good = state(2, 50)
         store.save(good)
-        assert mount("-o", "remount,ro", str(tiny_fs)).returncode == 0
+        remount(tiny_fs, "ro")
         try:
             with pytest.raises(OSError, match="Read-only file system"):
                 store.save(state(2, 60))
             assert store.load() == good
         finally:
-            assert mount("-o", "remount,rw", str(tiny_fs)).returncode == 0
+            remount(tiny_fs, "rw")
         store.save(state(2, 70))
         assert store.load() == state(2, 70)
