@@ -430,9 +430,10 @@ class Shipper:
         return stuck
 
     def _reader_ended(self, key: str) -> bool:
-        """Whether the source ``key`` is followed but its reader task has ended."""
+        """Whether the source ``key`` is followed but its reader task has ended (and not
+        because the shipper is stopping)."""
         task = self.reader_tasks.get(key)
-        return self.running and task is not None and task.done()
+        return not self.stopping.is_set() and task is not None and task.done()
 
     async def _drain(self, streams: list[Stream], seconds: float) -> None:
         """Wait until ``streams`` hold nothing undelivered, or ``seconds`` have passed."""
