@@ -213,6 +213,7 @@ class Shipper:
             self._start_reader(reader)
         reloads = asyncio.create_task(self.reload_loop(), name="reload")
         saves = asyncio.create_task(self.checkpoint_loop(), name="checkpoints")
+        saves.add_done_callback(self._supervise)
         await self.stopping.wait()
         await reloads  # a reload under way completes first
         await self.shutdown(list(self.reader_tasks.values()), self.sender_tasks)
