@@ -5,14 +5,22 @@ templates name; one delivery task per stream puts them to CloudWatch.  A signal
 handler only sets a flag.  On SIGTERM or SIGINT the readers stop, what was read is
 delivered, checkpoints are saved, and the process exits within ``shutdown_timeout``.
 
+Checkpoints are saved at most once per ``checkpoint_interval``, only when something
+was delivered since the last save, and once more at shutdown; the document is built
+on the event loop and written (with its fsyncs) in a thread, one save at a time.  A
+crash re-sends at most the last interval's deliveries and the batches in flight.
+
 SIGHUP re-reads the config file (:meth:`Shipper.reload`).  Sources added start
 reading, sources removed stop, and a source whose settings changed restarts from
 where it was delivered.  A removed source's checkpoint is kept, so putting it back
 later resumes at its position instead of starting over.  A config that does not load
-is reported and the running one kept.  ``log_level``, ``shutdown_timeout`` and
-``rescan_interval`` apply at once; the sections in ``RESTART_ONLY`` (the sink, the
-state folder, masking, the health listener) keep their running values until a
-restart, and ``config.restart_required`` names those that changed.
+is reported and the running one kept.  A reader that does not stop when a reload asks
+it to is reported (and shown on /readyz) after ``READER_STOP_WAIT`` and keeps its
+source with the old settings, so no two readers ever read one file.  ``log_level``,
+``shutdown_timeout``, ``checkpoint_interval`` and ``rescan_interval`` apply at once;
+the sections in ``RESTART_ONLY`` (the sink, the state folder, masking, the health
+listener) keep their running values until a restart, and ``config.restart_required``
+names those that changed.
 """
 
 from __future__ import annotations
@@ -46,6 +54,12 @@ RESTART_ONLY = ("state_dir", "cloudwatch", "batch", "masking", "health", "metric
 # How long a reload waits for a restarted source's events to be delivered before
 # reading it again (so they are neither sent twice nor overtaken).
 RELOAD_DRAIN_WAIT = 5.0
+# How long a reload waits for the readers of removed or changed sources to stop, and how
+# often it cancels them again meanwhile: a reader stops at its next await, but a
+# cancellation can be lost on the way (asyncio.wait_for on Python 3.11 drops one that
+# arrives as its wait completes), so it is repeated rather than trusted.
+READER_STOP_WAIT = 10.0
+RECANCEL_EVERY = 0.1
 # While a reader makes progress through a backlog and nothing in the folder changed,
 # it looks at the folder (a listdir and a stat per file) at most this often rather
 # than after every chunk; a change the watcher reports is looked at at once.
@@ -119,6 +133,18 @@ class Shipper:
         self.started = False
         self.running = False
         self.delivered = asyncio.Event()  # set after each delivery; reloads wait on it
+        # Checkpoints: whether a save is due (something delivered since the last one; at
+        # start, what start-up placed), what the last successful save holds (the lag
+        # gauges count from it), why the last save failed, and one save at a time.
+        self.checkpoint_due = True
+        self.saved: dict[str, SourceCheckpoint] = {}
+        self.checkpoint_failure: str | None = None
+        self._save_lock = asyncio.Lock()
+        # Reloads: since when one is under way, the readers that did not stop when one
+        # asked them to, and the stream each removed source's last events went to.
+        self.reloading_since: float | None = None
+        self.stuck: dict[str, asyncio.Task[None]] = {}
+        self.retired_streams: dict[str, Stream] = {}
         self.crashed: BaseException | None = None  # a task's unexpected error ends the run
         self._lag_paths: dict[str, set[str]] = {}  # per source: paths with a lag gauge
         self.metrics_outputs: dict[str, MetricsOutput] = {}  # per category
@@ -136,6 +162,7 @@ class Shipper:
         if refused:
             raise ConfigError(refused, "(names CloudWatch would refuse, as resolved here)")
         state = self.store.load()
+        self.saved = dict(state.sources)
         await self.client.open()
         self.watcher = Watcher(loop)
         now = time.time()
@@ -244,10 +271,13 @@ class Shipper:
         reloads = asyncio.create_task(self.reload_loop(), name="reload")
         emitting = asyncio.create_task(self.metrics_loop(), name="metrics")
         emitting.add_done_callback(self._supervise)
+        saves = asyncio.create_task(self.checkpoint_loop(), name="checkpoints")
+        saves.add_done_callback(self._supervise)
         await self.stopping.wait()
         await reloads  # a reload under way completes first
         await emitting
         await self.shutdown(list(self.reader_tasks.values()), self.sender_tasks)
+        await saves
         if self.crashed is not None:
             raise RuntimeError(f"stopped after an internal error: {self.crashed!r}") from (
                 self.crashed
@@ -326,13 +356,27 @@ class Shipper:
     def _update_gauges(self, follower: Follower) -> None:
         metrics.FILES_WATCHED.labels(follower.category).set(len(follower.cursors))
         lags = follower.lag_bytes()
+        unsaved = self._unsaved_bytes(follower)
         for path, lag in lags.items():
-            metrics.LAG_BYTES.labels(follower.category, path).set(lag)
+            metrics.LAG_BYTES.labels(follower.category, path).set(lag + unsaved.get(path, 0))
         key = source_key(follower.source)
         # Files no longer followed (rotated away and deleted) leave the metrics too.
         for path in self._lag_paths.get(key, set()) - lags.keys():
             metrics.LAG_BYTES.remove(follower.category, path)
         self._lag_paths[key] = set(lags)
+
+    def _unsaved_bytes(self, follower: Follower) -> dict[str, int]:
+        """Per path: bytes delivered but not yet in the last saved checkpoint.
+
+        The lag gauge counts from the saved position, not the delivered one: what a
+        restart would resume from.  While saves fail it does not fall to 0.
+        """
+        saved = self.saved.get(source_key(follower.source))
+        at = {(f.dev, f.ino): f.offset for f in saved.files} if saved is not None else {}
+        return {
+            f.path: max(f.offset - at.get((f.dev, f.ino), 0), 0)
+            for f in follower.checkpoint().files
+        }
 
     def _forget_gauges(self, follower: Follower) -> None:
         for path in self._lag_paths.pop(source_key(follower.source), set()):
@@ -353,6 +397,13 @@ class Shipper:
 
     async def reload(self) -> None:
         """Re-read the config file and apply what changed; keep running on a bad one."""
+        self.reloading_since = time.monotonic()
+        try:
+            await self._reload()
+        finally:
+            self.reloading_since = None
+
+    async def _reload(self) -> None:
         path = self.config_path
         if path is None:
             telemetry.config_reload_failed("", ["the shipper was not started from a file"])
@@ -370,38 +421,66 @@ class Shipper:
         before = {source_key(s): s for s in old.sources}
         after = {source_key(s): s for s in new.sources}
         removed = [key for key in before if key not in after]
-        changed = [key for key in before if key in after and after[key] != before[key]]
+        # A source whose reader ended (it did not stop in time at an earlier reload, and
+        # stopped since) is started again, as if changed.
+        ended = [key for key in before if key in after and self._reader_ended(key)]
+        changed = [
+            key for key in before if key in after and (after[key] != before[key] or key in ended)
+        ]
         added = [key for key in after if key not in before]
         self.config = new
         if new.log_level != old.log_level:
             logs.set_level(new.log_level)
-        drained = await self.remove_sources(removed + changed)
-        if changed:
-            await self._drain(drained, RELOAD_DRAIN_WAIT)
+        stuck = await self.remove_sources(removed + changed)
+        if stuck:
+            # A reader still running keeps its source as it was: a second reader on the
+            # same files would send them twice.  The next reload tries again.
+            removed = [key for key in removed if key not in stuck]
+            changed = [key for key in changed if key not in stuck]
+            kept = [s for s in new.sources if source_key(s) not in stuck]
+            self.config = dataclasses.replace(new, sources=kept + [before[k] for k in stuck])
+        # What the readers of changed and returning sources handed over is delivered
+        # first, so that reading again from the delivered position sends nothing twice.
+        returning = [key for key in changed + added if key in self.retired_streams]
+        await self._drain([self.retired_streams[key] for key in returning], RELOAD_DRAIN_WAIT)
         now = time.time()
         for key in changed + added:
+            self.retired_streams.pop(key, None)
             self.add_source(after[key], self._saved(key), now)
-        self.save_checkpoints()
+        await self.save_checkpoints()  # removed sources' positions are kept in the file
         gc.unfreeze()  # what the removed sources held is garbage now: let it be found
         settle_heap()
         telemetry.config_reloaded(str(path), added, removed, changed)
 
-    async def remove_sources(self, keys: list[str]) -> list[Stream]:
-        """Stop following the sources ``keys``; return the streams they wrote to.
+    async def remove_sources(self, keys: list[str]) -> set[str]:
+        """Stop following the sources ``keys``; return those whose reader would not stop.
 
         Their checkpoints are kept.  Events already handed to a stream are still
         delivered (and acknowledged); a record cut short is read again when the
-        source comes back, as its offset was never acknowledged.
+        source comes back, as its offset was never acknowledged.  A reader still
+        running after ``READER_STOP_WAIT`` is reported and keeps its source.
         """
-        leaving = [r for r in self.readers if source_key(r.follower.source) in keys]
-        tasks = [self.reader_tasks.pop(key) for key in keys if key in self.reader_tasks]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        tasks = {key: self.reader_tasks[key] for key in keys if key in self.reader_tasks}
+        stuck = await _stop_tasks(tasks, READER_STOP_WAIT)
+        for key in stuck:
+            telemetry.reader_stuck(key, READER_STOP_WAIT)
+            self.stuck[key] = tasks[key]
+            # Once it does end, a reload applies what the file asks for this source.
+            tasks[key].add_done_callback(lambda _: self.reload_requested.set())
+        for key in tasks.keys() - stuck:
+            del self.reader_tasks[key]
+            self.stuck.pop(key, None)
+        leaving = [
+            r
+            for r in self.readers
+            if source_key(r.follower.source) in keys and source_key(r.follower.source) not in stuck
+        ]
         for reader in leaving:
+            key = source_key(reader.follower.source)
             self.readers.remove(reader)
             reader.follower.close()
-            self.retired[source_key(reader.follower.source)] = reader.follower
+            self.retired[key] = reader.follower
+            self.retired_streams[key] = reader.stream
             self._forget_gauges(reader.follower)
         # A stream no source writes to any more delivers what it holds, then ends.
         in_use = {id(r.stream) for r in self.readers}
@@ -410,7 +489,13 @@ class Shipper:
             if id(stream) not in in_use:
                 stream.close()
                 del self.streams[names]
-        return [r.stream for r in leaving]
+        return stuck
+
+    def _reader_ended(self, key: str) -> bool:
+        """Whether the source ``key`` is followed but its reader task has ended (and not
+        because the shipper is stopping)."""
+        task = self.reader_tasks.get(key)
+        return not self.stopping.is_set() and task is not None and task.done()
 
     async def _drain(self, streams: list[Stream], seconds: float) -> None:
         """Wait until ``streams`` hold nothing undelivered, or ``seconds`` have passed."""
@@ -421,7 +506,8 @@ class Shipper:
                 return
             self.delivered.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.delivered.wait(), left)
+                async with asyncio.timeout(left):
+                    await self.delivered.wait()
 
     def _saved(self, key: str) -> SourceCheckpoint | None:
         """The position to resume a source at, if it was ever followed."""
@@ -450,6 +536,15 @@ class Shipper:
                 problems.append(f"{group} {name}: deliveries failing for {now - since:.0f}s")
             if stream.blocked is not None:
                 problems.append(f"{group} {name}: {stream.blocked}")
+        for key, task in self.stuck.items():
+            if not task.done():
+                problems.append(f"{key}: its reader did not stop when a reload asked it to")
+        if self.reloading_since is not None:
+            took = now - self.reloading_since
+            if took > READER_STOP_WAIT + RELOAD_DRAIN_WAIT:
+                problems.append(f"a reload has been under way for {took:.0f}s")
+        if self.checkpoint_failure is not None:
+            problems.append(f"checkpoints cannot be saved: {self.checkpoint_failure}")
         return problems
 
     # ------------------------------------------------------------------ stopping
@@ -470,7 +565,7 @@ class Shipper:
         for stream in self.streams.values():
             stream.close()
         await _wait_or_cancel(senders, left())
-        self.save_checkpoints()
+        await self.save_checkpoints()
         undelivered = sum(s.undelivered() for s in self.streams.values())
         telemetry.shipper_stopped(clean=undelivered == 0, undelivered=undelivered)
         await self.close()
@@ -487,19 +582,49 @@ class Shipper:
         await self.client.close()
 
     def _on_delivered(self) -> None:
-        self.save_checkpoints()
+        self.checkpoint_due = True
         self.delivered.set()
 
-    def save_checkpoints(self) -> None:
-        sources = dict(self.resting)
-        sources.update((key, f.checkpoint()) for key, f in self.retired.items())
-        sources.update(
-            (source_key(r.follower.source), r.follower.checkpoint()) for r in self.readers
-        )
-        try:
-            self.store.save(State(sources=sources))
-        except OSError as exc:
-            telemetry.checkpoint_error(str(self.store.path), exc.strerror or str(exc))
+    async def checkpoint_loop(self) -> None:
+        """Save checkpoints every ``checkpoint_interval`` when a save is due, until stopping
+        (shutdown saves the last time, once the streams are delivered)."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.checkpoint_interval):
+                    await self.stopping.wait()
+            if self.checkpoint_due and not self.stopping.is_set():
+                await self.save_checkpoints()
+
+    async def save_checkpoints(self) -> None:
+        """Save every source's delivered positions now.
+
+        The document is built here, on the event loop (the followers change only on
+        it); writing and fsyncing it happens in a thread.  Shielded and locked: a
+        save, once begun, completes even if its caller is cancelled, and the next
+        waits for it, so two saves never run at once nor land out of order.
+        """
+        await asyncio.shield(self._save_in_turn())
+
+    async def _save_in_turn(self) -> None:
+        async with self._save_lock:
+            self.checkpoint_due = False
+            sources = dict(self.resting)
+            sources.update((key, f.checkpoint()) for key, f in self.retired.items())
+            sources.update(
+                (source_key(r.follower.source), r.follower.checkpoint()) for r in self.readers
+            )
+            state = State(sources=sources)
+            try:
+                await asyncio.to_thread(self.store.save, state)
+            except OSError as exc:
+                self.checkpoint_due = True  # tried again at the next interval
+                self.checkpoint_failure = exc.strerror or str(exc)
+                telemetry.checkpoint_error(str(self.store.path), self.checkpoint_failure)
+            else:
+                self.checkpoint_failure = None
+                self.saved = sources
+            for reader in self.readers:
+                self._update_gauges(reader.follower)
 
 
 # Allocations between two young-generation collections (Python's default is 700).
@@ -532,6 +657,21 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+async def _stop_tasks(tasks: dict[str, asyncio.Task[None]], seconds: float) -> set[str]:
+    """Cancel ``tasks`` until they end, for at most ``seconds``; the keys of those that
+    are still running then.  The cancellation is repeated: one can be lost."""
+    deadline = time.monotonic() + seconds
+    running = {task for task in tasks.values() if not task.done()}
+    while running:
+        for task in running:
+            task.cancel()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        _done, running = await asyncio.wait(running, timeout=min(RECANCEL_EVERY, left))
+    return {key for key, task in tasks.items() if not task.done()}
 
 
 async def _wait_or_cancel(tasks: list[asyncio.Task[None]], seconds: float) -> None:

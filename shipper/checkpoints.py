@@ -5,10 +5,12 @@ The state is one JSON document in ``state_dir``, versioned, and replaced atomica
 crash leaves either the old or the new state, never a mix.  Files are recorded by
 identity (device, inode and a fingerprint of their first bytes), not by name.
 
-Each save keeps the document it replaces as ``checkpoints.json.prev``.  A document
-that cannot be read (corrupt, cut short by a disk that lied about fsync) is moved
-aside and reported, and the previous copy is used instead: at worst the batches
-delivered since that copy are sent again.  When no copy can be read either, the
+A save that cannot complete (a full disk, a read-only folder) raises and leaves the
+saved document as it was.  Each save keeps the document it replaces, when that reads
+back whole, as ``checkpoints.json.prev``.  A document that cannot be read (corrupt,
+cut short by a disk that lied about fsync) is moved aside and reported, and the
+previous copy is used instead: at worst the batches delivered since that copy are
+sent again.  When no copy can be read either, the
 state is marked lost: every source is then treated as covered from the start of
 time, so the files on disk (found by identity) are shipped again rather than
 skipped — duplicates, but nothing lost.
@@ -17,6 +19,7 @@ skipped — duplicates, but nothing lost.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from pathlib import Path
@@ -115,18 +118,25 @@ class CheckpointStore:
         return state, None
 
     def save(self, state: State) -> None:
-        """Replace the saved state atomically."""
+        """Replace the saved state atomically; raise OSError when it cannot be saved.
+
+        The new document replaces the old only once all of it is written and fsynced:
+        a full disk (a short write, ENOSPC) or a read-only folder leaves the saved
+        state as it was.  The document replaced becomes the previous copy only if it
+        reads back whole, so a damaged document never pushes a good copy out.
+        """
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{FILENAME}.tmp")
         data = msgspec.json.encode(state)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # Keep the document being replaced: it is the fallback if the new one is damaged.
-        with contextlib.suppress(FileNotFoundError):
+            _write_file(tmp, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # a partial copy: it would only take the space it lacked
+            raise
+        current, problem = self._read(self.path)
+        if current is not None and problem is None:
+            # The fallback if the new document turns out damaged after all.
             os.replace(self.path, self.path.with_name(PREVIOUS))
         os.replace(tmp, self.path)
         with contextlib.suppress(OSError):  # some filesystems cannot fsync a folder
@@ -150,3 +160,22 @@ class CheckpointStore:
         with contextlib.suppress(OSError):
             os.replace(path, aside)
         telemetry.checkpoint_corrupt(path=str(path), reason=reason, moved_to=str(aside))
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write all of ``data`` to ``path`` and fsync it.
+
+    ``os.write`` may write less than asked (a disk filling up) without an error; the
+    rest is written by further calls, the next of which reports what went wrong.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            if written == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)

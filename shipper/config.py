@@ -686,6 +686,14 @@ class Config:
     shutdown_timeout: float = field(
         default=20.0, metadata=doc("Seconds to deliver and save after SIGTERM.", _positive)
     )
+    checkpoint_interval: float = field(
+        default=1.0,
+        metadata=doc(
+            "Seconds between checkpoint saves (only when something was delivered; and at"
+            " shutdown). A power loss re-sends at most the last interval's deliveries.",
+            _positive,
+        ),
+    )
     rescan_interval: float = field(
         default=5.0,
         metadata=doc("Seconds between safety-net rescans of the watched folders.", _positive),

@@ -57,7 +57,7 @@ FORMAT_MISMATCHES = Counter(
 )
 LAG_BYTES = Gauge(
     "shipper_checkpoint_lag_bytes",
-    "Bytes of a file written but not yet delivered.",
+    "Bytes of a file written but not yet delivered and saved in the checkpoint.",
     ["category", "path"],
     registry=REGISTRY,
 )
@@ -69,4 +69,9 @@ LAST_DELIVERY = Gauge(
 )
 FILES_WATCHED = Gauge(
     "shipper_files_watched", "Files being followed.", ["category"], registry=REGISTRY
+)
+CHECKPOINT_SAVE_FAILURES = Counter(
+    "shipper_checkpoint_save_failures",
+    "Checkpoint saves that failed (full disk, read-only folder); each is tried again.",
+    registry=REGISTRY,
 )

@@ -14,6 +14,7 @@ positions acknowledged and ``on_delivered`` called (which saves checkpoints).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -80,21 +81,27 @@ class Stream:
     # ------------------------------------------------------------------ producers
 
     async def put(self, events: FileEvents, now_ms: int | None = None) -> None:
-        """Batch one file's ``events``; wait while the stream's backlog is full."""
+        """Batch one file's ``events``; then wait while the stream's backlog is full.
+
+        All of a step's events are in the stream before the first wait, so a reader
+        cancelled while it waits (a reload removing its source, a shutdown) loses none
+        of them: what it handed over is delivered and acknowledged in order.  The
+        backlog may thus pass ``queue_batches`` by the batches one step fills (a read
+        step is at most a chunk of the file), never more.
+        """
         if now_ms is None:
             now_ms = int(time.time() * 1000)
         now = time.monotonic()
         # The sender is woken for news only: a sealed batch, or a first event to time the
         # flush from (it is already timing one that is pending).
         first = self.batcher.pending_since() is None
-        for sealed in self.batcher.add_all(events, now_ms, now):
-            self.sealed.append(sealed)
+        sealed = self.batcher.add_all(events, now_ms, now)
+        self.sealed.extend(sealed)
+        if sealed or first:
             self._wake_sender.set()
-            while len(self.sealed) >= self.queue_batches:
-                self._space.clear()
-                await self._space.wait()
-        if first:
-            self._wake_sender.set()
+        while len(self.sealed) >= self.queue_batches:
+            self._space.clear()
+            await self._space.wait()
 
     def undelivered(self) -> int:
         return len(self.batcher.current) + sum(len(b) for b in self.sealed)
@@ -130,10 +137,11 @@ class Stream:
             else:
                 wait = None
             self._wake_sender.clear()
-            try:
-                await asyncio.wait_for(self._wake_sender.wait(), wait)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+            # that arrives as the wait completes, and a shutdown would then wait forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake_sender.wait()
 
     async def deliver(self, batch: Batch) -> None:
         """Put one batch until CloudWatch has it, then acknowledge it.

@@ -190,6 +190,9 @@ def checkpoint_recovered(path: str, source: str, copy: str) -> None:
 
 
 def checkpoint_error(path: str, error: str) -> None:
+    """A checkpoint save failed; the saved document is as it was, and the next interval
+    tries again."""
+    metrics.CHECKPOINT_SAVE_FAILURES.inc()
     logs.get().error("checkpoint.save_failed", path=path, error=error)
 
 
@@ -203,6 +206,12 @@ def shipper_stopping(signal: str) -> None:
 
 def task_crashed(task: str, error: str) -> None:
     logs.get().error("task.crashed", task=task, error=error)
+
+
+def reader_stuck(source: str, seconds: float) -> None:
+    """A reload asked a source's reader to stop and it was still running ``seconds``
+    later: the source keeps its reader and its old settings until it stops."""
+    logs.get().error("reader.stuck", source=source, seconds=seconds)
 
 
 def shipper_stopped(clean: bool, undelivered: int) -> None:

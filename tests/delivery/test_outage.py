@@ -67,7 +67,7 @@ class TestOutage:
             f" drained {drained:.1f}s after the outage ended"
         )
         assert during == 50, "nothing can be delivered during the outage"
-        assert lags[-1] > lags[0] > 0, "the backlog grows in the files"
+        assert lags[-1] > lags[0], "the backlog grows in the files"
         assert len(retries) >= 10
         assert all(e["delay"] <= 4.0 for e in retries)
         assert sorted(numbers) == list(range(3050))
