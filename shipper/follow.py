@@ -263,8 +263,11 @@ class Follower:
                 # A second name of a file already listed (a link) keeps the first.
                 found.setdefault((st.st_dev, st.st_ino), (path, live, stamp, st))
         # Files known by device and inode first: what they no longer hold is retired
-        # before new files (copies) are matched against it by fingerprint.
-        order = sorted(found, key=lambda k: k not in self.cursors and k not in self.saved)
+        # before new files (copies) are matched against it by fingerprint.  Of new
+        # files the live one first: a copy of it is recognised as one.
+        order = sorted(
+            found, key=lambda k: (k not in self.cursors and k not in self.saved, not found[k][1])
+        )
         for key in order:
             path, live, stamp, st = found[key]
             cursor = self.cursors.get(key)
