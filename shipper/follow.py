@@ -18,12 +18,20 @@ Where a file starts being read:
   rotated sibling last written before the shipper first covered the source (history).
   A source whose checkpoint was lost counts as covered since ever: nothing is history.
 
-A file that shrinks below the read offset, or whose first bytes changed, was truncated
-(``copytruncate``) or rewritten: reading restarts at 0 under a new :class:`Cursor`, so
-acknowledgements of the old content cannot move the new content's offset.  A copy of
-a file that is still being followed intact (``cp app.log app.log.1``) is not read
-again; when the original is then truncated, the copy is read from where the original
-stopped, so lines written between the last read and the truncation are not lost.
+What a file holds from its first byte until it is truncated or rewritten is one
+content :class:`Generation`: events are acknowledged to it, so its delivered offset goes
+where its bytes go — along with a rename, and to a copy.  A file that shrinks below
+the read offset, or whose first bytes changed, was truncated (``copytruncate``) or
+rewritten: reading restarts at 0 under a new generation, so acknowledgements of the
+old content cannot move the new content's offset.
+
+A new rotated file whose bytes repeat the start of a followed intact file is a copy
+of it (``cp app.log app.log.1``, perhaps still being written): it is not read while
+the original is intact.  When the original's content ends (truncated, or read to its
+end and gone), the copy takes over its generation and is read from where the
+original was read, capped at the copy's size: the lines written between the last
+read and the truncation arrive once, and a checkpoint claims for the copy only what
+was delivered (acknowledgements still in flight land on it when they come).
 """
 
 from __future__ import annotations
