@@ -225,6 +225,10 @@ LINES_PER_MS = 20
 # Events per batch in the racing test, and the batches a stream holds (the default).
 MAX_EVENTS = 500
 QUEUE_BATCHES = 2
+# copytruncates in the racing test (each a chance to see a copy half written), and the
+# one during which the shipper is killed.
+ROUNDS = 5
+KILLED_IN_ROUND = 2
 
 
 class _RacingWriter:
@@ -257,10 +261,9 @@ class _RacingWriter:
 def _copytruncate(live: Path) -> None:
     """What logrotate's ``copytruncate`` runs, as separate commands: shift the numbered
     copies, ``cp`` the live file, then ``truncate -s 0`` it."""
-    for n in (2, 1):
-        older = live.with_name(f"app.log.{n}")
-        if older.exists():
-            older.rename(live.with_name(f"app.log.{n + 1}"))
+    numbered = sorted(int(p.name.rpartition(".")[2]) for p in live.parent.glob("app.log.*"))
+    for n in reversed(numbered):
+        live.with_name(f"app.log.{n}").rename(live.with_name(f"app.log.{n + 1}"))
     subprocess.run(["cp", str(live), str(live.with_name("app.log.1"))], check=True)
 
 
@@ -271,27 +274,27 @@ def _ids_on_disk(folder: Path) -> set[str]:
 class TestCopytruncateRacingTheWriter:
     def test_cp_and_truncate_while_writing_with_a_kill(self, scenario: Scenario) -> None:
         """Case 4 (copytruncate) as logrotate does it: ``cp`` then ``truncate -s 0`` while
-        a WatchedFileHandler writes a line a millisecond, three times, and the shipper
-        is killed with SIGKILL between one ``cp`` and its truncation.  Every line still
-        on disk arrives (promise 1: only the lines logrotate itself cut off between
-        ``cp`` and ``truncate`` may be missing), and none twice except lines written
-        while a copy was made, or delivered in the last moment before the kill
-        (promise 2)."""
+        a WatchedFileHandler writes many lines a millisecond, five times, and the
+        shipper is killed with SIGKILL between one ``cp`` and its truncation.  Every
+        line still on disk arrives (promise 1: only the lines logrotate itself cut off
+        between ``cp`` and ``truncate`` may be missing), none is torn, and none arrives
+        twice except lines written while a copy was made, or stored by the killed
+        process but not yet saved as delivered: its batches in flight (promise 2)."""
         scenario.live.parent.mkdir(parents=True)
         config = scenario.config({"rotated": "number"}, batch={"max_events": MAX_EVENTS})
         copying: list[tuple[int, int]] = []  # lines written from .. to while a copy ran
         with _RacingWriter(scenario.live) as writer:
             shipper = ShipperProcess(config).start()
             try:
-                for round_ in range(3):
+                for round_ in range(ROUNDS):
                     time.sleep(0.6)
                     begun = writer.count()
                     _copytruncate(scenario.live)
-                    if round_ == 1:
+                    if round_ == KILLED_IN_ROUND:
                         assert shipper.kill() == -signal.SIGKILL
                     subprocess.run(["truncate", "-s", "0", str(scenario.live)], check=True)
                     copying.append((begun, writer.count()))
-                    if round_ == 1:
+                    if round_ == KILLED_IN_ROUND:
                         time.sleep(0.3)  # a put the killed process sent is stored by now
                         stored_before_kill = set(scenario.ids())
                         shipper = ShipperProcess(config).start()
