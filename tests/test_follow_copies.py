@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+from shipper.checkpoints import SourceCheckpoint
 from shipper.config import SourceConfig
 from shipper.follow import Follower
 from shipper.mask import Masker
@@ -40,7 +41,7 @@ def lines(numbers: range) -> bytes:
     return "".join(json.dumps({"n": n, "pad": "x" * 20}) + "\n" for n in numbers).encode()
 
 
-def follower_of(live: Path, saved=None) -> Follower:  # type: ignore[no-untyped-def]
+def follower_of(live: Path, saved: SourceCheckpoint | None = None) -> Follower:
     source = SourceConfig(category="app", path=live, format="json", output="raw", rotated="number")
     renderer = Renderer("app", "raw", Masker("off"), json_lines=True)
     return Follower(source, saved, renderer, time.time() - 1)
