@@ -41,11 +41,12 @@ from shipper.checkpoints import CheckpointStore, SourceCheckpoint, State
 from shipper.cloudwatch import LogsClient
 from shipper.config import STREAM_PLACEHOLDERS, Config, ConfigError, SourceConfig, name_problems
 from shipper.config import load as load_config
-from shipper.follow import MULTILINE_WAIT, Cursor, Follower, source_key
+from shipper.follow import Follower, source_key
 from shipper.health import READY_FAILURE_GRACE, HealthServer
 from shipper.mask import Masker, masker_for
 from shipper.render import Renderer
 from shipper.retry import Backoff
+from shipper.source_reader import SourceReader
 from shipper.stream import Stream
 from shipper.watcher import Watcher
 
@@ -60,10 +61,6 @@ RELOAD_DRAIN_WAIT = 5.0
 # arrives as its wait completes), so it is repeated rather than trusted.
 READER_STOP_WAIT = 10.0
 RECANCEL_EVERY = 0.1
-# While a reader makes progress through a backlog and nothing in the folder changed,
-# it looks at the folder (a listdir and a stat per file) at most this often rather
-# than after every chunk; a change the watcher reports is looked at at once.
-SCAN_WHILE_READING = 0.25
 # How often complete metric intervals are looked for and emitted (seconds).
 METRICS_EVERY = 5.0
 
@@ -304,54 +301,19 @@ class Shipper:
         self.stopping.set()
 
     async def read(self, reader: Reader) -> None:
-        """Follow one source's files, oldest first, until stopping; then flush its records."""
-        follower, stream, wake = reader.follower, reader.stream, reader.wake
-        progressed = False
-        scanned = -SCAN_WHILE_READING
-        cursors: list[Cursor] = []
-        while not self.stopping.is_set():
-            now = time.monotonic()
-            if wake.is_set() or not progressed or now - scanned >= SCAN_WHILE_READING:
-                wake.clear()
-                scanned = now
-                cursors = follower.scan()
-                for orphaned in follower.take_orphaned():
-                    await stream.put(orphaned)
-                self._update_gauges(follower)  # sizes change only in a scan
-            progressed = False
-            for cursor in cursors:
-                events = follower.read(cursor, int(time.time() * 1000))
-                if events is None:
-                    if not cursor.live:
-                        # Its last record is complete: ship it before any newer file's.
-                        rest = follower.flush_quiet(cursor, 0.0)
-                        if rest:
-                            await stream.put(rest)
-                    continue  # at the end of this file: on to the next (newer) one
-                progressed = True
-                if events:
-                    await stream.put(events)
-                break  # finish the older file before reading a newer one
-            waiting = False
-            for cursor in list(follower.cursors.values()):
-                quiet = follower.flush_quiet(cursor, MULTILINE_WAIT)
-                if quiet:
-                    await stream.put(quiet)
-                waiting = waiting or cursor.pending_record()
-            if progressed:
-                await asyncio.sleep(0)
-                continue
-            assert self.watcher is not None
-            if self.watcher.ensure(follower.directory):
-                continue  # a new watch: what changed before it is found by a scan now
-            timeout = MULTILINE_WAIT if waiting else self.config.rescan_interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(wake, self.stopping), timeout)
-        # Stopping: the records still waiting for continuation lines are complete now.
-        for cursor in list(follower.cursors.values()):
-            events = follower.flush_quiet(cursor, 0.0)
-            if events:
-                await stream.put(events)
+        """Follow one source's files until stopping; then hand over its pending records."""
+        watcher = self.watcher
+        assert watcher is not None
+        directory = reader.follower.directory
+        source_reader = SourceReader(
+            reader.follower,
+            reader.stream,
+            reader.wake,
+            rescan_interval=lambda: self.config.rescan_interval,
+            on_scan=self._update_gauges,
+            watch=lambda: watcher.ensure(directory),
+        )
+        await source_reader.run(self.stopping)
 
     def _update_gauges(self, follower: Follower) -> None:
         metrics.FILES_WATCHED.labels(follower.category).set(len(follower.cursors))

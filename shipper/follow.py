@@ -18,12 +18,20 @@ Where a file starts being read:
   rotated sibling last written before the shipper first covered the source (history).
   A source whose checkpoint was lost counts as covered since ever: nothing is history.
 
-A file that shrinks below the read offset, or whose first bytes changed, was truncated
-(``copytruncate``) or rewritten: reading restarts at 0 under a new :class:`Cursor`, so
-acknowledgements of the old content cannot move the new content's offset.  A copy of
-a file that is still being followed intact (``cp app.log app.log.1``) is not read
-again; when the original is then truncated, the copy is read from where the original
-stopped, so lines written between the last read and the truncation are not lost.
+What a file holds from its first byte until it is truncated or rewritten is one
+content :class:`Generation`: events are acknowledged to it, so its delivered offset goes
+where its bytes go — along with a rename, and to a copy.  A file that shrinks below
+the read offset, or whose first bytes changed, was truncated (``copytruncate``) or
+rewritten: reading restarts at 0 under a new generation, so acknowledgements of the
+old content cannot move the new content's offset.
+
+A new rotated file whose bytes repeat the start of a followed intact file is a copy
+of it (``cp app.log app.log.1``, perhaps still being written): it is not read while
+the original is intact.  When the original's content ends (truncated, or read to its
+end and gone), the copy takes over its generation and is read from where the
+original was read, capped at the copy's size: the lines written between the last
+read and the truncation arrive once, and a checkpoint claims for the copy only what
+was delivered (acknowledgements still in flight land on it when they come).
 """
 
 from __future__ import annotations
@@ -102,16 +110,51 @@ def rotated_pattern(live_name: str, suffix: str) -> re.Pattern[str]:
     return re.compile("|".join(forms))
 
 
-class Cursor:
-    """One followed file (one content generation of it) and how far it was read."""
+class Generation:
+    """One content generation: the bytes a file held from its first byte until it was
+    truncated or rewritten, wherever they are now.
 
-    def __init__(self, category: str, identity: Identity, path: str, offset: int, fd: int | None):
+    It is what delivered events are acknowledged to (their :class:`Position`), so how
+    far it was delivered goes where its bytes go: along with a renamed file, and to
+    the copy that copytruncate leaves (acknowledgements still in flight included).
+    """
+
+    __slots__ = ("category", "delivered_offset", "path", "read_to")
+
+    def __init__(self, category: str, path: str, offset: int) -> None:
+        self.category = category
+        self.path = path  # where its bytes are now, for reports
+        self.delivered_offset = offset
+        # How far its bytes were read where they were before (set when they moved): a
+        # copy of them goes on from there.
+        self.read_to = offset
+
+    def delivered(self, offset: int) -> None:
+        if offset > self.delivered_offset:
+            self.delivered_offset = offset
+
+    def __repr__(self) -> str:
+        return f"Generation({self.path!r}, delivered={self.delivered_offset})"
+
+
+class Cursor:
+    """One followed file, the content generation it holds, and how far it was read."""
+
+    def __init__(
+        self,
+        category: str,
+        identity: Identity,
+        path: str,
+        offset: int,
+        fd: int | None,
+        generation: Generation | None = None,
+    ):
         self.category = category
         self.identity = identity
+        self.generation = generation or Generation(category, path, offset)
         self.path = path
         self.fd = fd
         self.read_offset = offset
-        self.delivered_offset = offset
         self.size = offset
         self.live = False
         self.gone = False  # no longer under any watched name
@@ -125,9 +168,25 @@ class Cursor:
         self.assembler: Assembler | None = None
         self.seen: tuple[int, int] = (-1, -1)  # size and mtime at the last scan
         # The followed file this one is a copy of, while that one is intact: this copy is
-        # read only if the original is truncated (copytruncate), from where it stopped.
+        # not read (its bytes are the original's); when the original's content ends
+        # (truncated, or read to its end and gone), this copy takes its generation and
+        # goes on from where the original was read.
         self.copy_of: Cursor | None = None
         self.filtering: FileFilter | None = None  # the source's filters, with a held repeat
+        self.copy_checked = -1  # the copy's size when last found to be the original's prefix
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @path.setter
+    def path(self, path: str) -> None:
+        self._path = path
+        self.generation.path = path
+
+    @property
+    def delivered_offset(self) -> int:
+        return self.generation.delivered_offset
 
     def pending_record(self) -> bool:
         if self.filtering is not None and self.filtering.holding:
@@ -135,8 +194,7 @@ class Cursor:
         return self.assembler is not None and self.assembler.pending is not None
 
     def delivered(self, offset: int) -> None:
-        if offset > self.delivered_offset:
-            self.delivered_offset = offset
+        self.generation.delivered(offset)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -146,9 +204,9 @@ class Cursor:
 
     def checkpoint(self) -> FileCheckpoint:
         ident = self.identity
-        return FileCheckpoint(
-            ident.dev, ident.ino, ident.fp_len, ident.fp, self.delivered_offset, self.path
-        )
+        # A copy shorter than its generation (taken early) was delivered to its end at most.
+        offset = min(self.delivered_offset, max(self.size, self.read_offset))
+        return FileCheckpoint(ident.dev, ident.ino, ident.fp_len, ident.fp, offset, self.path)
 
     def __repr__(self) -> str:
         return f"Cursor({self.path!r}, read={self.read_offset}, delivered={self.delivered_offset})"
@@ -186,9 +244,10 @@ class Follower:
         self.since = saved.since if saved else now
         self.saved = {(f.dev, f.ino): f for f in saved.files} if saved else {}
         self.cursors: dict[tuple[int, int], Cursor] = {}
-        # Fingerprint -> offset of content no longer found at its device and inode
-        # (truncated, rewritten, or saved under an inode that is gone).
-        self.retired: dict[tuple[int, str], int] = {}
+        # Fingerprint -> content generations no longer found at their device and inode
+        # (truncated, rewritten, deleted, or saved under an inode that is gone), for a
+        # copy of them to take over.
+        self.retired: dict[tuple[int, str], Generation] = {}
         # Content generations ended by a truncation while a record was still open.
         self.orphans: list[Cursor] = []
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
@@ -221,8 +280,11 @@ class Follower:
                 # A second name of a file already listed (a link) keeps the first.
                 found.setdefault((st.st_dev, st.st_ino), (path, live, stamp, st))
         # Files known by device and inode first: what they no longer hold is retired
-        # before new files (copies) are matched against it by fingerprint.
-        order = sorted(found, key=lambda k: k not in self.cursors and k not in self.saved)
+        # before new files (copies) are matched against it by fingerprint.  Of new
+        # files the live one first: a copy of it is recognised as one.
+        order = sorted(
+            found, key=lambda k: (k not in self.cursors and k not in self.saved, not found[k][1])
+        )
         for key in order:
             path, live, stamp, st = found[key]
             cursor = self.cursors.get(key)
@@ -349,12 +411,21 @@ class Follower:
             self._report(path, exc)
             return None
         identity = Identity(key[0], key[1], fp_len, fp)
-        original = None if live else self._original(key, fd)
+        # A rotated file never seen is perhaps a copy (copytruncate): of a followed file
+        # (not read while that one is intact), or of content that has since left its
+        # file (read on from where that content was read).  Its checkpoint comes first.
+        original = generation = None
+        if not live and not self._saved_here(key, fd):
+            original = self._original(key, fd)
+            if original is None:
+                generation = self._retired_generation(fd)
         if original is not None:
-            offset, reason = fst.st_size, f"copy of {original.path}"
+            offset, reason = 0, f"copy of {original.path}"
+        elif generation is not None:
+            offset, reason = min(generation.read_to, fst.st_size), "copy"
         else:
             offset, reason = self._start_offset(key, fd, fst, live)
-        cursor = Cursor(self.category, identity, path, offset, fd)
+        cursor = Cursor(self.category, identity, path, offset, fd, generation)
         cursor.live = live
         cursor.size = fst.st_size
         cursor.seen = (fst.st_size, fst.st_mtime_ns)
@@ -362,7 +433,7 @@ class Follower:
         cursor.filtering = self.filters.for_file() if self.filters else None
         self.cursors[key] = cursor
         cursor.copy_of = original
-        if offset >= fst.st_size and not live:
+        if offset >= fst.st_size and not live and original is None:
             cursor.close()  # nothing to read now; reopened if it grows
             telemetry.file_skipped(self.category, path, reason)
         else:
@@ -370,20 +441,43 @@ class Follower:
         return cursor
 
     def _original(self, key: tuple[int, int], fd: int) -> Cursor | None:
-        """The intact open followed file that ``fd``'s file is a copy of.
+        """The intact open followed file that ``fd``'s file is a copy of: its first bytes
+        repeat that file's, all of them while it is shorter than a fingerprint (``cp``
+        may still be writing it, racing the app).  The live file is tried first.
 
         An original that was truncated since (a deleted one is not rechecked by a scan)
         restarts at 0 here, so the copy is placed by the content it retired.
         """
-        for okey, cursor in self.cursors.items():
+        head = os.pread(fd, FINGERPRINT_BYTES, 0)
+        followed = sorted(self.cursors.items(), key=lambda item: not item[1].live)
+        for okey, cursor in followed:
             ident = cursor.identity
-            if cursor.fd is None or ident.fp_len == 0 or okey == key:
+            if cursor.fd is None or okey == key or cursor.copy_of is not None:
                 continue
-            if same_start(fd, ident.fp_len, ident.fp):
-                if same_start(cursor.fd, ident.fp_len, ident.fp):
-                    return cursor
+            if len(head) >= ident.fp_len > 0:
+                repeats = _digest(head[: ident.fp_len]) == ident.fp
+            else:
+                repeats = os.pread(cursor.fd, len(head), 0) == head
+            if not repeats:
+                continue
+            if ident.fp_len > 0 and not same_start(cursor.fd, ident.fp_len, ident.fp):
                 self._restart_truncated(okey, cursor, os.fstat(cursor.fd).st_size)
                 return None
+            return cursor
+        return None
+
+    def _saved_here(self, key: tuple[int, int], fd: int) -> bool:
+        """Whether the checkpoint has this very file: its inode, with its first bytes."""
+        saved = self.saved.get(key)
+        return saved is not None and saved.fp_len > 0 and same_start(fd, saved.fp_len, saved.fp)
+
+    def _retired_generation(self, fd: int) -> Generation | None:
+        """The retired content generation whose first bytes ``fd``'s file starts with
+        (taken out of the retired ones: it lives in this file now)."""
+        for (fp_len, fp), generation in self.retired.items():
+            if fp_len > 0 and same_start(fd, fp_len, fp):
+                del self.retired[(fp_len, fp)]
+                return generation
         return None
 
     def _start_offset(
@@ -399,7 +493,7 @@ class Follower:
                 return 0, "truncated while stopped"
             # Same inode, other content: reused for a new file, or rewritten in place.
             self._retire(saved.fp_len, saved.fp, saved.offset)
-        known = self._by_fingerprint(fd, st.st_size, copies=not live)
+        known = self._by_fingerprint(fd, st.st_size)
         if known is not None:
             return known
         if self.first_run:
@@ -411,19 +505,16 @@ class Follower:
             return 0, "new file"
         return st.st_size, "history"
 
-    def _by_fingerprint(self, fd: int, size: int, copies: bool) -> tuple[int, str] | None:
+    def _by_fingerprint(self, fd: int, size: int) -> tuple[int, str] | None:
         """Where to start a file whose first bytes match a saved entry (the device
-        number changed) or, for a possible copy, retired content."""
-        candidates = [((f.fp_len, f.fp), f.offset, "fingerprint") for f in self.saved.values()]
-        if copies:  # a new live file is never a copy: it is new content
-            candidates += [(fp, offset, "copy") for fp, offset in self.retired.items()]
-        for (fp_len, fp), offset, reason in candidates:
-            if fp_len > 0 and offset <= size and same_start(fd, fp_len, fp):
+        number changed)."""
+        for f in self.saved.values():
+            if f.fp_len > 0 and f.offset <= size and same_start(fd, f.fp_len, f.fp):
+                fp_len, fp = f.fp_len, f.fp
                 self.saved = {
                     k: f for k, f in self.saved.items() if (f.fp_len, f.fp) != (fp_len, fp)
                 }
-                self.retired.pop((fp_len, fp), None)
-                return offset, reason
+                return f.offset, "fingerprint"
         return None
 
     def _copies_of(self, original: Cursor) -> list[Cursor]:
@@ -434,27 +525,56 @@ class Follower:
         return copies
 
     def _retire(self, fp_len: int, fp: str, offset: int) -> None:
-        if fp_len == 0 or offset == 0:
+        """Keep saved content no longer at its inode, delivered up to ``offset``."""
+        self._keep_retired(fp_len, fp, Generation(self.category, "", offset))
+
+    def _keep_retired(self, fp_len: int, fp: str, generation: Generation) -> None:
+        if fp_len == 0 or generation.read_to == 0:
             return
-        self.retired[(fp_len, fp)] = offset
+        self.retired[(fp_len, fp)] = generation
         while len(self.retired) > RETIRED_KEPT:
             del self.retired[next(iter(self.retired))]
 
     def _forget(self, key: tuple[int, int], cursor: Cursor) -> None:
         cursor.close()
         del self.cursors[key]
-        self._retire(cursor.identity.fp_len, cursor.identity.fp, cursor.read_offset)
+        self._hand_on(cursor)
+
+    def _hand_on(self, old: Cursor) -> None:
+        """``old``'s content ends in its file (truncated, rewritten, or read to its end
+        and gone).  Its copies held back take its generation and read on from where
+        ``old`` was read (what was written after that and copied before the
+        truncation); it is also retired, for a copy found only later."""
+        generation = old.generation
+        generation.read_to = old.read_offset
+        ident = old.identity
+        self._keep_retired(ident.fp_len, ident.fp, generation)
+        for copy in self._copies_of(old):
+            self._adopt(copy, generation)
+
+    def _adopt(self, copy: Cursor, generation: Generation) -> None:
+        """``copy`` holds ``generation``'s bytes now: it is read from where they were
+        read, and acknowledgements still in flight for them count for it."""
+        if copy.fd is None:
+            self._reopen(copy)
+        if copy.fd is not None:
+            try:
+                copy.size = os.fstat(copy.fd).st_size
+                fp_len, fp = fingerprint(copy.fd)
+            except OSError as exc:
+                self._report(copy.path, exc)
+            else:
+                copy.identity = Identity(copy.identity.dev, copy.identity.ino, fp_len, fp)
+        copy.generation = generation
+        generation.path = copy.path
+        copy.read_offset = min(generation.read_to, copy.size)
+        telemetry.file_opened(self.category, copy.path, copy.read_offset, "copy")
 
     def _restart_truncated(self, key: tuple[int, int], old: Cursor, size: int) -> Cursor:
         telemetry.file_truncated(self.category, old.path, size, old.read_offset)
         if old.pending_record():
             self.orphans.append(old)  # its last record is complete: nothing follows it
-        ident = old.identity
-        self._retire(ident.fp_len, ident.fp, old.read_offset)
-        # Copies made before the truncation hold what was written after the last read.
-        for copy in self._copies_of(old):
-            copy.read_offset = copy.delivered_offset = min(old.read_offset, copy.read_offset)
-            telemetry.file_opened(self.category, copy.path, copy.read_offset, "copy")
+        self._hand_on(old)
         fd, old.fd = old.fd, None
         if fd is None:
             try:
@@ -489,6 +609,8 @@ class Follower:
         return events
 
     def _read(self, cursor: Cursor, now_ms: int) -> FileEvents | None:
+        if cursor.copy_of is not None and self._still_a_copy(cursor):
+            return None  # its bytes are read from the original
         if cursor.fd is None:
             if cursor.read_offset >= cursor.size:
                 return None
@@ -533,7 +655,32 @@ class Follower:
         if cursor.filtering is not None:
             kept = cursor.filtering.apply(records, time.monotonic(), key_free_from)
             return self._filtered(cursor, kept)
-        return self.renderer.events(records, cursor, key_free_from)
+        return self.renderer.events(records, cursor.generation, key_free_from)
+
+    def _still_a_copy(self, copy: Cursor) -> bool:
+        """Whether a copy held back is still the start of its original.  One that has
+        grown other bytes while the original is intact is a file of its own (it was
+        only empty, or short, when first seen): it is read from its start."""
+        original = copy.copy_of
+        assert original is not None
+        if copy.size == copy.copy_checked or copy.fd is None or original.fd is None:
+            return True
+        try:
+            head = os.pread(copy.fd, FINGERPRINT_BYTES, 0)
+            if os.pread(original.fd, len(head), 0) == head:
+                copy.copy_checked = copy.size
+                return True
+            ident = original.identity
+            if ident.fp_len > 0 and not same_start(original.fd, ident.fp_len, ident.fp):
+                return True  # the original changed: the next scan hands its bytes on
+        except OSError:
+            return True
+        copy.copy_of = None
+        copy.read_offset = 0
+        fp_len, fp = fingerprint(copy.fd)
+        copy.identity = Identity(copy.identity.dev, copy.identity.ino, fp_len, fp)
+        telemetry.file_opened(self.category, copy.path, 0, "new file")
+        return False
 
     def _ascii_records(
         self, cursor: Cursor, data: bytes, now_ms: int
@@ -654,24 +801,32 @@ class Follower:
 
     def take_orphaned(self) -> list[FileEvents]:
         """The last records of content generations that a truncation ended."""
-        events = [self.flush_quiet(cursor, 0.0) for cursor in self.orphans]
+        events = [self.flush_pending(cursor) for cursor in self.orphans]
         self.orphans.clear()
         return [each for each in events if each]
 
     def flush_quiet(self, cursor: Cursor, quiet_for: float) -> FileEvents:
         """The pending record of a file quiet for ``quiet_for`` seconds, as events (and
-        a repeat held by the filters whose window passed; any, when ``quiet_for`` is 0)."""
-        assembler = cursor.assembler
+        a repeat held by the filters whose window passed)."""
         if cursor.filtering is not None:
             return self._flush_filtered(cursor, cursor.filtering, quiet_for)
-        if assembler is None or assembler.pending is None:
-            return FileEvents(cursor)
         if quiet_for > 0 and (
             cursor.quiet_since is None or time.monotonic() - cursor.quiet_since < quiet_for
         ):
-            return FileEvents(cursor)  # not read to its end yet, or not quiet there long enough
+            return FileEvents(cursor.generation)  # not at its end yet, or not quiet long enough
+        return self.flush_pending(cursor)
+
+    def flush_pending(self, cursor: Cursor) -> FileEvents:
+        """The record of ``cursor``'s file still waiting for continuation lines, as
+        events: complete now (its file ended, or the reader is stopping), with a
+        repeat the filters hold."""
+        if cursor.filtering is not None:
+            return self._flush_filtered(cursor, cursor.filtering, 0.0)
+        assembler = cursor.assembler
+        if assembler is None or assembler.pending is None:
+            return FileEvents(cursor.generation)
         record = assembler.flush()
-        return self.renderer.events([record] if record else [], cursor)
+        return self.renderer.events([record] if record else [], cursor.generation)
 
     def _flush_filtered(
         self, cursor: Cursor, filtering: FileFilter, quiet_for: float
@@ -685,13 +840,13 @@ class Follower:
         if assembler is not None and assembler.pending is not None:
             pending = assembler.flush() if quiet_for <= 0 or quiet else None
         if pending is None and not filtering.holding:
-            return FileEvents(cursor)
+            return FileEvents(cursor.generation)
         return self._filtered(cursor, filtering.flush(now, quiet_for <= 0, pending, quiet))
 
     def _filtered(self, cursor: Cursor, kept: Kept) -> FileEvents:
         for reason, count in kept.dropped.items():
             telemetry.records_dropped(self.category, reason, count)
-        return render_kept(self.renderer, kept, cursor)
+        return render_kept(self.renderer, kept, cursor.generation)
 
     # ------------------------------------------------------------------ state
 
@@ -703,7 +858,12 @@ class Follower:
         return SourceCheckpoint(self.since, files)
 
     def lag_bytes(self) -> dict[str, int]:
-        return {c.path: max(c.size - c.delivered_offset, 0) for c in self.cursors.values()}
+        # A copy held back owes nothing: its bytes are counted at its original.
+        return {
+            c.path: max(c.size - c.delivered_offset, 0)
+            for c in self.cursors.values()
+            if c.copy_of is None
+        }
 
     def close(self) -> None:
         for cursor in self.cursors.values():

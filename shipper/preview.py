@@ -7,6 +7,7 @@ calling CloudWatch or saving any checkpoint.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import TextIO
@@ -16,23 +17,30 @@ from shipper.checkpoints import CheckpointStore
 from shipper.config import Config
 from shipper.follow import Follower
 from shipper.mask import masker_for
-from shipper.records import Event
+from shipper.records import Event, FileEvents
+from shipper.source_reader import SourceReader
 
 
-def collect(follower: Follower, limit: int) -> list[Event]:
-    """Up to ``limit`` events from the follower's files, oldest file first."""
-    events: list[Event] = []
-    now_ms = int(time.time() * 1000)
-    for cursor in follower.scan():
-        while len(events) < limit:
-            chunk = follower.read(cursor, now_ms)
-            if chunk is None:
-                events.extend(follower.flush_quiet(cursor, 0.0))
-                break
-            events.extend(chunk)
-        if len(events) >= limit:
-            break
-    return events[:limit]
+class _Collected:
+    """A sink that keeps what it is handed and says when it has ``limit`` events."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.events: list[Event] = []
+        self.enough = asyncio.Event()
+
+    async def put(self, events: FileEvents) -> None:
+        self.events.extend(events)
+        if len(self.events) >= self.limit:
+            self.enough.set()
+
+
+async def collect(follower: Follower, limit: int) -> list[Event]:
+    """Up to ``limit`` events from the follower's files, oldest file first, read by the
+    same :class:`SourceReader` that ``run`` reads with (one pass, nothing waited for)."""
+    collected = _Collected(limit)
+    await SourceReader(follower, collected).read_available(collected.enough)
+    return collected.events[:limit]
 
 
 async def preview(config: Config, category: str | None, limit: int, out: TextIO) -> int:
@@ -47,7 +55,7 @@ async def preview(config: Config, category: str | None, limit: int, out: TextIO)
         group, stream = stream_names(config, source, values)
         follower = build_follower(source, state, masker, time.time())
         try:
-            for event in collect(follower, limit):
+            for event in await collect(follower, limit):
                 when = datetime.fromtimestamp(event.timestamp / 1000, UTC)
                 stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
                 out.write(f"{group}\t{stream}\t{stamp}\t{event.message}\n")

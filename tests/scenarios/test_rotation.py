@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging.handlers
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.scenarios.conftest import AppLog, Scenario, rollover, timed_handler
+from tests.scenarios.conftest import RECORD_ID, AppLog, Scenario, rollover, timed_handler
 from tests.support.process import ShipperProcess, wait_until
 
 
@@ -213,6 +217,113 @@ class TestExternalRotation:
         finally:
             log.close()
         scenario.assert_exactly_once(log.written)
+
+
+# Lines the racing writer writes per millisecond or so: enough that ``cp`` takes a
+# while and the shipper can see the copy half written.
+LINES_PER_MS = 20
+# Events per batch in the racing test, and the batches a stream holds (the default).
+MAX_EVENTS = 500
+QUEUE_BATCHES = 2
+# copytruncates in the racing test (each a chance to see a copy half written), and the
+# one during which the shipper is killed.
+ROUNDS = 5
+KILLED_IN_ROUND = 2
+
+
+class _RacingWriter:
+    """An app logging through ``WatchedFileHandler`` from a thread, ``LINES_PER_MS``
+    lines a millisecond or so, while the test rotates under it."""
+
+    def __init__(self, path: Path) -> None:
+        self.log = AppLog(logging.handlers.WatchedFileHandler(path))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.log.write(LINES_PER_MS)
+            time.sleep(0.001)
+
+    def count(self) -> int:
+        return len(self.log.written)
+
+    def __enter__(self) -> _RacingWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.log.close()
+
+
+def _copytruncate(live: Path) -> None:
+    """What logrotate's ``copytruncate`` runs, as separate commands: shift the numbered
+    copies, ``cp`` the live file, then ``truncate -s 0`` it."""
+    numbered = sorted(int(p.name.rpartition(".")[2]) for p in live.parent.glob("app.log.*"))
+    for n in reversed(numbered):
+        live.with_name(f"app.log.{n}").rename(live.with_name(f"app.log.{n + 1}"))
+    subprocess.run(["cp", str(live), str(live.with_name("app.log.1"))], check=True)
+
+
+def _ids_on_disk(folder: Path) -> set[str]:
+    return {m.group() for p in folder.iterdir() for m in RECORD_ID.finditer(p.read_text())}
+
+
+class TestCopytruncateRacingTheWriter:
+    def test_cp_and_truncate_while_writing_with_a_kill(self, scenario: Scenario) -> None:
+        """Case 4 (copytruncate) as logrotate does it: ``cp`` then ``truncate -s 0`` while
+        a WatchedFileHandler writes many lines a millisecond, five times, and the
+        shipper is killed with SIGKILL between one ``cp`` and its truncation.  Every
+        line still on disk arrives (promise 1: only the lines logrotate itself cut off
+        between ``cp`` and ``truncate`` may be missing), none is torn, and none arrives
+        twice except lines written while a copy was made, or stored by the killed
+        process but not yet saved as delivered: its batches in flight (promise 2)."""
+        scenario.live.parent.mkdir(parents=True)
+        config = scenario.config({"rotated": "number"}, batch={"max_events": MAX_EVENTS})
+        copying: list[tuple[int, int]] = []  # lines written from .. to while a copy ran
+        with _RacingWriter(scenario.live) as writer:
+            shipper = ShipperProcess(config).start()
+            try:
+                for round_ in range(ROUNDS):
+                    time.sleep(0.6)
+                    begun = writer.count()
+                    _copytruncate(scenario.live)
+                    if round_ == KILLED_IN_ROUND:
+                        assert shipper.kill() == -signal.SIGKILL
+                    subprocess.run(["truncate", "-s", "0", str(scenario.live)], check=True)
+                    copying.append((begun, writer.count()))
+                    if round_ == KILLED_IN_ROUND:
+                        time.sleep(0.3)  # a put the killed process sent is stored by now
+                        stored_before_kill = set(scenario.ids())
+                        shipper = ShipperProcess(config).start()
+                time.sleep(0.6)
+            except BaseException:
+                shipper.kill()
+                raise
+        written = writer.log.written
+        try:
+            on_disk = _ids_on_disk(scenario.live.parent)
+            scenario.wait_delivered(on_disk, timeout=60)
+            assert shipper.stop() == 0
+        finally:
+            if not shipper.exited():
+                shipper.kill()
+        ids = scenario.ids()
+        cut_off = set(written) - on_disk  # written between a cp and its truncation
+        assert len(cut_off) < sum(end - begun for begun, end in copying)
+        assert set(ids) <= set(written)
+        assert set(written) - set(ids) <= cut_off, "lines still on disk were lost"
+
+        copied_meanwhile = {rid for begun, end in copying for rid in written[begun:end]}
+        twice = {rid for rid, n in Counter(ids).items() if n > 1}
+        assert all(n <= 2 for n in Counter(ids).values())
+        # Beyond those, only what the killed process had stored but not yet saved as
+        # delivered: the batches it had in flight (the queue's and the one being filled).
+        by_the_kill = twice - copied_meanwhile
+        assert by_the_kill <= stored_before_kill
+        assert len(by_the_kill) <= (QUEUE_BATCHES + 1) * MAX_EVENTS, len(by_the_kill)
 
 
 class TestFilesComeAndGo:

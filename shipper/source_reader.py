@@ -1,0 +1,151 @@
+"""Driving one source's :class:`~shipper.follow.Follower`: the only loop that does.
+
+``run``, ``preview`` and the tests all read files through :class:`SourceReader`:
+
+    scan ──▶ read one step of the oldest file with news ──▶ (assemble, render) ──▶ put
+
+What it holds to:
+
+- A read step's events go to the stream in one ``await stream.put(events)``: the
+  stream takes all of them or none, and the reader reads nothing more until it has.
+  A stream that is full pauses reading (the files are the buffer).
+- Older files are finished first: one step of a newer file is never read while an
+  older one has more, and an older file's last record is handed over when that file
+  is read to its end, before anything newer.
+- A record waiting for continuation lines (a traceback) is complete once its file has
+  been quiet for ``MULTILINE_WAIT``.
+- Asked to stop (its stop event), it hands over the records still waiting for
+  continuation lines and returns.  Cancelled (a reload removing the source, a
+  shutdown past its deadline), it hands over nothing more: whatever it read but did
+  not put is read again from the delivered offsets by whoever follows the source next.
+- Its waits end on a wake, the stop event or a deadline with ``asyncio.wait``, which
+  cannot swallow a cancellation (Python 3.11's ``asyncio.wait_for`` can, when the
+  cancellation arrives as the inner wait completes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from shipper.follow import MULTILINE_WAIT, Cursor, Follower
+from shipper.records import FileEvents
+
+# While a reader makes progress through a backlog and nothing in the folder changed,
+# it looks at the folder (a listdir and a stat per file) at most this often rather
+# than after every chunk; a change the watcher reports is looked at at once.
+SCAN_WHILE_READING = 0.25
+# How long an idle reader waits for news before it looks at the folder anyway, when
+# the caller does not say (the app passes ``rescan_interval``).
+IDLE_RESCAN = 10.0
+
+
+class Sink(Protocol):
+    """Where a reader hands its events: a :class:`~shipper.stream.Stream`, or a fake."""
+
+    async def put(self, events: FileEvents) -> None: ...
+
+
+class SourceReader:
+    """Reads one source's files through its follower and hands the events to ``sink``."""
+
+    def __init__(
+        self,
+        follower: Follower,
+        sink: Sink,
+        wake: asyncio.Event | None = None,
+        *,
+        rescan_interval: Callable[[], float] = lambda: IDLE_RESCAN,
+        on_scan: Callable[[Follower], None] | None = None,
+        watch: Callable[[], bool] | None = None,
+    ) -> None:
+        """``wake`` is set when the folder changed (the watcher sets it).
+        ``rescan_interval`` is read before each idle wait, so a reload applies at
+        once.  ``on_scan`` is called after each look at the folder (gauges).  ``watch``
+        makes sure the folder is watched; True when it placed a new watch (changes
+        made before it went unseen: the folder is looked at again at once)."""
+        self.follower = follower
+        self.sink = sink
+        self.wake = wake if wake is not None else asyncio.Event()
+        self.rescan_interval = rescan_interval
+        self.on_scan = on_scan
+        self.watch = watch
+        # Set while the reader waits for news: everything readable has been handed over.
+        self.idle = asyncio.Event()
+        self._cursors: list[Cursor] = []
+        self._scanned = -SCAN_WHILE_READING
+        self._progressed = False
+        self._pending = False  # a record waits for continuation lines
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read until ``stop`` is set; then hand over the records still pending."""
+        while not stop.is_set():
+            if await self.step():
+                await asyncio.sleep(0)  # deliveries and other readers run between steps
+                continue
+            if self.watch is not None and self.watch():
+                continue
+            await self._wait_for_news(stop)
+        await self.finish()
+
+    async def read_available(self, stop: asyncio.Event | None = None) -> None:
+        """Read what the files hold now, then hand over the pending records (``preview``:
+        one pass, no waiting).  Ends early once ``stop`` is set."""
+        while not (stop is not None and stop.is_set()) and await self.step():
+            pass
+        await self.finish()
+
+    async def step(self) -> bool:
+        """One turn: a look at the folder when due, one read step of the oldest file
+        with something to read, and the records of quiet files.  Whether a step was read."""
+        follower = self.follower
+        now = time.monotonic()
+        due = now - self._scanned >= SCAN_WHILE_READING
+        if self.wake.is_set() or not self._progressed or due:
+            self.wake.clear()
+            self._scanned = now
+            self._cursors = follower.scan()
+            for orphaned in follower.take_orphaned():
+                await self._put(orphaned)
+            if self.on_scan is not None:
+                self.on_scan(follower)  # sizes change only in a scan
+        self._progressed = False
+        for cursor in self._cursors:
+            events = follower.read(cursor, int(time.time() * 1000))
+            if events is None:
+                if not cursor.live:
+                    # Its last record is complete: ship it before any newer file's.
+                    await self._put(follower.flush_pending(cursor))
+                continue  # at the end of this file: on to the next (newer) one
+            self._progressed = True
+            await self._put(events)
+            break  # finish the older file before reading a newer one
+        self._pending = False
+        for cursor in list(follower.cursors.values()):
+            await self._put(follower.flush_quiet(cursor, MULTILINE_WAIT))
+            self._pending = self._pending or cursor.pending_record()
+        return self._progressed
+
+    async def finish(self) -> None:
+        """Hand over the records still waiting for continuation lines: complete now."""
+        for cursor in list(self.follower.cursors.values()):
+            await self._put(self.follower.flush_pending(cursor))
+
+    async def _put(self, events: FileEvents) -> None:
+        if events:
+            await self.sink.put(events)
+
+    async def _wait_for_news(self, stop: asyncio.Event) -> None:
+        """Wait for a wake or ``stop``; at most until a pending record is complete, or
+        until the folder is due for a look anyway."""
+        timeout = MULTILINE_WAIT if self._pending else self.rescan_interval()
+        self.idle.set()
+        waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.idle.clear()
+            for waiter in waiters:
+                waiter.cancel()

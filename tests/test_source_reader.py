@@ -1,0 +1,127 @@
+"""The one loop that drives a follower (:mod:`shipper.source_reader`): what ``run``,
+``preview`` and the model test all read files through."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from shipper.config import SourceConfig
+from shipper.follow import Follower
+from shipper.mask import Masker
+from shipper.records import FileEvents
+from shipper.render import Renderer
+from shipper.source_reader import SourceReader
+
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class Kept:
+    """A stream that keeps each step it is handed."""
+
+    def __init__(self) -> None:
+        self.steps: list[FileEvents] = []
+
+    async def put(self, events: FileEvents) -> None:
+        self.steps.append(events)
+
+    def messages(self) -> list[str]:
+        return [event.message for step in self.steps for event in step.events]
+
+
+def follower_of(live: Path) -> Follower:
+    source = SourceConfig(category="app", path=live, format=FORMAT, output="raw")
+    return Follower(source, None, Renderer("app", "raw", Masker("off"), False), time.time() - 60)
+
+
+def line(text: str) -> str:
+    return f"2024-01-02 03:04:05,000 INFO {text}\n"
+
+
+async def until_idle(reader: SourceReader) -> None:
+    async with asyncio.timeout(10):
+        await reader.idle.wait()
+
+
+class TestCancellation:
+    def test_a_cancellation_arriving_as_a_wait_ends_is_never_lost(self, tmp_path: Path) -> None:
+        """A reader cancelled (a reload removing its source) at the moment its wait for
+        news completes ends, every time: Python 3.11's ``asyncio.wait_for`` can swallow
+        such a cancellation and leave the reader running (issue 18 item 1)."""
+        live = tmp_path / "app.log"
+        live.write_text(line("one"))
+
+        async def attempt(turns_between: int, wake_first: bool) -> bool:
+            reader = SourceReader(follower_of(live), Kept())
+            task = asyncio.create_task(reader.run(asyncio.Event()))
+            await until_idle(reader)
+            if wake_first:
+                reader.wake.set()
+            for _ in range(turns_between):
+                await asyncio.sleep(0)
+            task.cancel()
+            if not wake_first:
+                reader.wake.set()
+            try:
+                async with asyncio.timeout(5):
+                    await asyncio.wait([task])
+            finally:
+                reader.follower.close()
+            return task.cancelled()
+
+        async def attempts() -> list[bool]:
+            return [
+                await attempt(turns, wake_first)
+                for _ in range(15)
+                for turns in range(6)
+                for wake_first in (True, False)
+            ]
+
+        assert all(asyncio.run(attempts()))
+
+
+class TestOrder:
+    def test_an_older_file_is_handed_over_whole_before_a_newer_one(self, tmp_path: Path) -> None:
+        """A rotated file's records (its last one included) all come before any of the
+        live file's: per stream, records arrive in file order (SPEC §3 promise 5)."""
+        live = tmp_path / "app.log"
+        rotated = tmp_path / "app.log.20240101"
+        rotated.write_text("".join(line(f"old-{n}") for n in range(3000)))
+        live.write_text("".join(line(f"new-{n}") for n in range(10)))
+        follower = follower_of(live)
+        follower.first_run = False  # covered since before the rotation: nothing is history
+        kept = Kept()
+        asyncio.run(SourceReader(follower, kept).read_available())
+        follower.close()
+        words = [m.split()[-1] for m in kept.messages()]
+        assert words == [f"old-{n}" for n in range(3000)] + [f"new-{n}" for n in range(10)]
+        assert len(kept.steps) > 2  # read in steps, not in one go
+
+
+class TestStopping:
+    def test_stopping_hands_over_the_record_waiting_for_continuation_lines(
+        self, tmp_path: Path
+    ) -> None:
+        """Asked to stop, the reader hands over the last record (a traceback's, which
+        could still have continued) before it returns: nothing read is left behind."""
+        live = tmp_path / "app.log"
+        live.write_text(line("first") + line("failed") + "Traceback (most recent call last):\n")
+
+        async def scenario() -> Kept:
+            kept = Kept()
+            stop = asyncio.Event()
+            reader = SourceReader(follower_of(live), kept, rescan_interval=lambda: 60.0)
+            task = asyncio.create_task(reader.run(stop))
+            await until_idle(reader)
+            waiting = kept.messages()
+            stop.set()
+            async with asyncio.timeout(5):
+                await task
+            reader.follower.close()
+            assert waiting == [line("first").rstrip("\n")]
+            return kept
+
+        messages = asyncio.run(scenario()).messages()
+        assert len(messages) == 2
+        assert messages[1].endswith("failed\nTraceback (most recent call last):")
