@@ -10,13 +10,14 @@ import re
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.cloudwatch import MotoServer
-from tests.support.process import wait_until
+from tests.support.process import ShipperProcess, wait_until
 from tests.support.writer import force_rollover, hold_midnight
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -119,3 +120,13 @@ class Scenario:
 @pytest.fixture
 def scenario(tmp_path: Path, moto: MotoServer, make_config: Any, group_prefix: str) -> Scenario:
     return Scenario(tmp_path, moto, make_config, group_prefix)
+
+
+def delivered_since(shipper: ShipperProcess, since: float) -> int:
+    """Events the process logged as delivered at or after ``since`` (Unix time), with a
+    tenth of a second's grace for the time a save takes."""
+    return sum(
+        event["events"]
+        for event in shipper.find("batch.delivered")
+        if datetime.fromisoformat(event["ts"]).timestamp() >= since - 0.1
+    )

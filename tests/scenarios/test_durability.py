@@ -14,10 +14,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
-from tests.scenarios.conftest import FORMAT, AppLog, Scenario, rollover, timed_handler
+from tests.scenarios.conftest import (
+    FORMAT,
+    AppLog,
+    Scenario,
+    delivered_since,
+    rollover,
+    timed_handler,
+)
 from tests.support.probe import get, scrape
 from tests.support.process import ShipperProcess, wait_until
 from tests.support.tmpfs import fill, tmpfs
@@ -40,16 +46,6 @@ def start_writer(scenario: Scenario, count: int, rollovers: int, interval: float
 
 def manifest_ids(manifest: Path) -> list[str]:
     return [json.loads(line)["id"] for line in manifest.read_text().splitlines()]
-
-
-def delivered_since(shipper: ShipperProcess, since: float) -> int:
-    """Events the process logged as delivered at or after ``since`` (Unix time), with a
-    tenth of a second's grace for the time a save takes."""
-    return sum(
-        event["events"]
-        for event in shipper.find("batch.delivered")
-        if datetime.fromisoformat(event["ts"]).timestamp() >= since - 0.1
-    )
 
 
 def saved_offset(scenario: Scenario) -> int:
