@@ -46,8 +46,8 @@ RESTART_ONLY = ("state_dir", "cloudwatch", "batch", "masking", "health")
 # reading it again (so they are neither sent twice nor overtaken).
 RELOAD_DRAIN_WAIT = 5.0
 # While a reader makes progress through a backlog and nothing in the folder changed,
-# it looks at the folder (a listdir and a stat per file) at most this often rather
-# than after every chunk; a change the watcher reports is looked at at once.
+# it looks at the files the watcher named at most this often rather than after every
+# chunk; a change the watcher reports is looked at at once.
 SCAN_WHILE_READING = 0.25
 
 
@@ -218,16 +218,22 @@ class Shipper:
         follower, stream, wake = reader.follower, reader.stream, reader.wake
         progressed = False
         scanned = -SCAN_WHILE_READING
+        rescanned = -float("inf")
         cursors: list[Cursor] = []
+        assert self.watcher is not None
         while not self.stopping.is_set():
             now = time.monotonic()
             if wake.is_set() or not progressed or now - scanned >= SCAN_WHILE_READING:
                 wake.clear()
                 scanned = now
-                cursors = follower.scan()
+                # The files the watcher named; the whole folder every rescan_interval.
+                changed = self.watcher.take_changes(follower.directory, wake)
+                if now - rescanned >= self.config.rescan_interval:
+                    changed, rescanned = None, now
+                cursors = follower.scan(changed)
                 for orphaned in follower.take_orphaned():
                     await stream.put(orphaned)
-                self._update_gauges(follower)  # sizes change only in a scan
+                self._update_gauges(follower, everything=changed is None)
             progressed = False
             for cursor in cursors:
                 events = follower.read(cursor, int(time.time() * 1000))
@@ -243,7 +249,7 @@ class Shipper:
                     await stream.put(events)
                 break  # finish the older file before reading a newer one
             waiting = False
-            for cursor in list(follower.cursors.values()):
+            for cursor in list(follower.active):
                 quiet = follower.flush_quiet(cursor, MULTILINE_WAIT)
                 if quiet:
                     await stream.put(quiet)
@@ -251,7 +257,6 @@ class Shipper:
             if progressed:
                 await asyncio.sleep(0)
                 continue
-            assert self.watcher is not None
             if self.watcher.ensure(follower.directory):
                 continue  # a new watch: what changed before it is found by a scan now
             timeout = MULTILINE_WAIT if waiting else self.config.rescan_interval
@@ -263,7 +268,13 @@ class Shipper:
             if events:
                 await stream.put(events)
 
-    def _update_gauges(self, follower: Follower) -> None:
+    def _update_gauges(self, follower: Follower, everything: bool = True) -> None:
+        """Set the source's gauges; after a look at some files only (not
+        ``everything``), only the lags of the files still being read can have moved."""
+        if not everything:
+            for path, lag in follower.lag_bytes(follower.active).items():
+                metrics.LAG_BYTES.labels(follower.category, path).set(lag)
+            return
         metrics.FILES_WATCHED.labels(follower.category).set(len(follower.cursors))
         lags = follower.lag_bytes()
         for path, lag in lags.items():
