@@ -104,14 +104,15 @@ class RotatedNames:
             self._known = {n: s for n, s in self._known.items() if n in names}
 
     def _stamp(self, found: re.Match[str]) -> float:
-        number = found[_NUMBER]
+        groups = found.groupdict()
+        number = groups.get(_NUMBER)
         if number is not None:
             return -float(number)  # app.log.1 is the newest rotated file
-        epoch = found[_EPOCH]
+        epoch = groups.get(_EPOCH)
         if epoch is not None:
             return float(epoch.partition("-")[2])
         for group, suffix in self._formats.items():
-            text = found[group]
+            text = groups[group]
             if text is not None:
                 try:
                     return time.mktime(time.strptime(text, suffix))
