@@ -215,6 +215,9 @@ class Follower:
         is looked at instead, as it is without ``changed``.
         """
         if changed is not None and not self.first_run and self._look_at(changed):
+            if any(_settled(c) for c in self.active):  # read to their end since the last look
+                self.active = [c for c in self.active if not _settled(c)]
+                self._active_keys = {(c.identity.dev, c.identity.ino) for c in self.active}
             return self.active
         return self._look_at_folder()
 
@@ -802,12 +805,17 @@ class Follower:
 
 
 def _settled(cursor: Cursor) -> bool:
-    """Whether a file needs nothing until it changes: rotated, read to its end, closed."""
+    """Whether a file needs nothing until it changes: rotated and read to its end.
+
+    Its growth (a stale writer) is an event in the folder, and the look that follows
+    brings it back.  A file under no name any more is the exception while it is open:
+    what is written to it is seen only through its descriptor.
+    """
     return (
         not cursor.live
-        and cursor.fd is None
         and cursor.read_offset >= cursor.size
         and not cursor.pending_record()
+        and (cursor.fd is None or not cursor.gone)
     )
 
 
