@@ -267,6 +267,7 @@ class Follower:
                 found.setdefault((st.st_dev, st.st_ino), (path, sibling, st))
         if names is not None:
             self.names.forget_except(set(names))
+            self._incomplete = {k: v for k, v in self._incomplete.items() if k in found}
         # Files known by device and inode first: what they no longer hold is retired
         # before new files (copies) are matched against it by fingerprint.  Gzipped
         # files come after plain ones, so one compressed from a plain file still here
