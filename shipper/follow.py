@@ -194,6 +194,7 @@ class Follower:
         # Content generations ended by a truncation while a record was still open.
         self.orphans: list[Cursor] = []
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
+        self.listed = False  # whether the folder was listed yet: until then, nothing is known
         # The cursors worth reading (see :meth:`scan`), and their keys.
         self.active: list[Cursor] = []
         self._active_keys: set[tuple[int, int]] = set()
@@ -214,7 +215,7 @@ class Follower:
         another file under a name, a file that rejoins the reading), the whole folder
         is looked at instead, as it is without ``changed``.
         """
-        if changed is not None and not self.first_run and self._look_at(changed):
+        if changed is not None and self.listed and self._look_at(changed):
             if any(_settled(c) for c in self.active):  # read to their end since the last look
                 self.active = [c for c in self.active if not _settled(c)]
                 self._active_keys = {(c.identity.dev, c.identity.ino) for c in self.active}
@@ -293,6 +294,7 @@ class Follower:
             self._note(cursor, sibling, st)
         if names is not None:
             self.first_run = False
+            self.listed = True
             for entry in self.saved.values():  # files that no longer exist where saved
                 self._retire(entry.fp_len, entry.fp, entry.offset)
             self.saved.clear()

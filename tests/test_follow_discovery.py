@@ -12,17 +12,22 @@ write costs it (shipper/follow.py's discovery, driven in-process on real files).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
 
 from shipper.checkpoints import SourceCheckpoint
 from shipper.config import SourceConfig
@@ -30,6 +35,7 @@ from shipper.follow import Follower
 from shipper.mask import Masker
 from shipper.render import Renderer
 from shipper.watcher import Watcher
+from tests.test_follow_model import LIVE, FollowModel
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 DAY = 86_400
@@ -258,3 +264,88 @@ class TestCostPerWrite:
         crowded = self._cost_of_a_write(tmp_path / "crowded", 300, fs_calls)
         assert 0 < alone <= 10
         assert crowded == alone, f"{crowded} calls per write with 300 rotated files, {alone} alone"
+
+
+class TargetedFollowModel(FollowModel):
+    """The follow model's random write / rotate / copytruncate / truncate / delete /
+    restart sequences, with the follower told only the names that changed, as the
+    watcher tells it (each name whose entry appeared, went, or changed since the last
+    look).  Whatever a look at those names alone reads, a look at the whole folder
+    afterwards (the periodic rescan) must find nothing more to read: a write never
+    needs the rescan to be shipped, and never ships anything twice.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries = self._entries()
+        self.renamed: list[str] = []  # rotated by renaming, newest last
+
+    @precondition(lambda self: self.partial is None and LIVE in self.files)
+    @rule()
+    def rotate(self) -> None:
+        super().rotate()
+        self.renamed.append(f"{LIVE}.{date(2024, 1, 1) + timedelta(days=self.day):%Y%m%d}")
+
+    @precondition(lambda self: any(name in self.files for name in self.renamed))
+    @rule(count=st.integers(1, 5))
+    def stale_write(self, count: int) -> None:
+        """A worker that has not rolled over yet appends to the file last rotated away,
+        which may have been read to its end long ago."""
+        name = [name for name in self.renamed if name in self.files][-1]
+        text = ""
+        for _ in range(count):
+            n, line = self._new_line()
+            text += line
+            self.written.append(n)
+            self.files[name].append(n)
+        with open(self.dir / name, "a") as f:
+            f.write(text)
+
+    def _entries(self) -> dict[str, tuple[int, int, int]]:
+        found = {}
+        for path in self.dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                found[path.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return found
+
+    def _changed(self) -> set[str]:
+        now = self._entries()
+        changed = {n for n in now.keys() | self.entries.keys() if now.get(n) != self.entries.get(n)}
+        self.entries = now
+        return changed
+
+    @rule(quiet=st.booleans())
+    def sync(self, quiet: bool) -> None:
+        follower = self.follower
+        changed: set[str] | None = self._changed()
+        for _ in range(1000):
+            progressed = False
+            cursors = follower.scan(changed)
+            changed = set()  # read since: nothing new to tell
+            self._deliver(follower.take_orphaned())
+            for cursor in cursors:
+                while (events := follower.read(cursor, 0)) is not None:
+                    progressed = True
+                    self._deliver([events])
+            if not progressed:
+                break
+        self.looked_at = set(self.files)
+        if not quiet:
+            return
+        for cursor in list(follower.active):
+            self._deliver([follower.flush_quiet(cursor, 0.0)])
+        before = len(self.delivered)
+        for cursor in follower.scan():  # the rescan
+            while (events := follower.read(cursor, 0)) is not None:
+                self._deliver([events])
+            self._deliver([follower.flush_quiet(cursor, 0.0)])
+        assert self.delivered[before:] == [], "only the rescan found these lines"
+        expected = sorted(n for n in self.written if n not in self.excused)
+        assert sorted(set(self.delivered) - self.excused) == expected, self._explain(expected)
+
+
+TargetedFollowModel.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=50, deadline=None
+)
+TestTargetedFollowModel = TargetedFollowModel.TestCase
