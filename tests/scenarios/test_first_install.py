@@ -71,6 +71,35 @@ class TestPythonsOwnNames:
         scenario.assert_exactly_once(log.written)
         assert scenario.ids() == log.written
 
+    def test_rotated_and_gzipped_while_stopped_goes_on_where_it_stopped(
+        self, scenario: Scenario
+    ) -> None:
+        """The file half shipped when the shipper stopped gets more lines, is rotated
+        and gzipped (logrotate's compress) while it is down: after a restart the rest
+        is read from the .gz at the checkpoint's offset; nothing twice, nothing lost."""
+        handler = python_handler(scenario.live)
+        log = AppLog(handler)
+        config = scenario.config()
+        try:
+            with ShipperProcess(config) as shipper:
+                log.write(50)
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+            log.write(40)
+            force_rollover(handler, 0)
+            (rotated,) = rotated_files(scenario)
+            compress(scenario.live.parent / rotated)
+            log.write(20)
+            with ShipperProcess(config) as shipper:
+                scenario.wait_delivered(log.written)
+                assert shipper.stop() == 0
+            opened = [e for e in shipper.find("file.opened") if e["path"].endswith(".gz")]
+        finally:
+            log.close()
+        scenario.assert_exactly_once(log.written)
+        assert scenario.ids() == log.written
+        assert [e["reason"] for e in opened] == ["fingerprint"]
+
 
 class TestFirstInstall:
     def test_days_of_rotated_and_gzipped_files_all_arrive_oldest_first(
