@@ -64,6 +64,11 @@ READ_CHUNK = 64 << 10
 ROTATE_WAIT = 30.0
 # A record with no line after it for this long is complete (its traceback is over).
 MULTILINE_WAIT = 0.5
+# A gzipped file written this recently while the shipper runs may still be being
+# written (gzip gives it the original's time when done): it is looked at by a later
+# scan rather than decompressed again on every write.  At start-up it is tried at
+# once, so that what was on disk is read in order.
+GZIP_SETTLE = 2.0
 # Content generations remembered by fingerprint, to place copies made by copytruncate.
 RETIRED_KEPT = 64
 # The live file's place in the order of a source's files: after every rotated one.
@@ -396,7 +401,8 @@ class Follower:
         again when it changes.
         """
         seen = (st.st_size, st.st_mtime_ns)
-        if self._incomplete.get(key) == seen:
+        settling = self.listed and time.time() - st.st_mtime < GZIP_SETTLE
+        if settling or self._incomplete.get(key) == seen:
             return None
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

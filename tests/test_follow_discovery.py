@@ -70,9 +70,11 @@ def _write(path: Path, text: str, days_ago: float = 0.0, compress: bool = False)
 
 
 def _gzip(plain: Path, compressed: Path) -> None:
-    """What logrotate's ``compress`` does, short of deleting the plain file."""
+    """What logrotate's ``compress`` does, short of deleting the plain file (gzip gives
+    the compressed file the plain one's times)."""
     with plain.open("rb") as src, gzip.open(compressed, "wb") as dst:
         shutil.copyfileobj(src, dst)
+    shutil.copystat(plain, compressed)
 
 
 def _days(folder: Path) -> list[str]:
@@ -148,6 +150,8 @@ class TestCompressed:
         live.rename(tmp_path / "app.log.1")
         live.write_text(_lines("second", 5))
         assert len(_read_all(follower)) == 5
+        an_hour_ago = time.time() - 3600  # compressed a while after its last line
+        os.utime(tmp_path / "app.log.1", (an_hour_ago, an_hour_ago))
         _gzip(tmp_path / "app.log.1", tmp_path / "app.log.1.gz")
         assert _read_all(follower) == []
         (tmp_path / "app.log.1").unlink()
@@ -176,13 +180,20 @@ class TestCompressed:
         follower.close()
 
     def test_a_gzip_file_still_being_written_waits_until_complete(self, tmp_path: Path) -> None:
+        """Half written, it is left alone (however old it looks); complete, it is read."""
         data = gzip.compress(_lines("z", 50).encode())
         _write(tmp_path / "app.log", "")
         follower = _follower(tmp_path / "app.log")
         _read_all(follower)
-        (tmp_path / "app.log.1.gz").write_bytes(data[: len(data) // 2])
+        target = tmp_path / "app.log.1.gz"
+        target.write_bytes(data[: len(data) // 2])
         assert _read_all(follower) == []
-        (tmp_path / "app.log.1.gz").write_bytes(data)
+        target.write_bytes(data[: len(data) // 2 + 10])
+        os.utime(target, (time.time() - 60, time.time() - 60))
+        assert _read_all(follower) == []
+        target.write_bytes(data)
+        assert _read_all(follower) == [], "read while it may still be being written"
+        os.utime(target, (time.time() - 60, time.time() - 60))  # gzip is done
         assert _read_all(follower) == [f"z-{i:03d}" for i in range(50)]
         follower.close()
 

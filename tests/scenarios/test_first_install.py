@@ -32,10 +32,12 @@ def python_handler(path: Path, when: str = "midnight") -> logging.handlers.Timed
 
 
 def compress(path: Path) -> Path:
-    """logrotate's ``compress``: the rotated file becomes ``<name>.gz``."""
+    """logrotate's ``compress``: the rotated file becomes ``<name>.gz`` (gzip gives it
+    the plain file's times)."""
     target = path.with_name(path.name + ".gz")
     with path.open("rb") as src, gzip.open(target, "wb") as dst:
         shutil.copyfileobj(src, dst)
+    shutil.copystat(path, target)
     path.unlink()
     return target
 
