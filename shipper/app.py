@@ -233,7 +233,7 @@ class Shipper:
                 cursors = follower.scan(changed)
                 for orphaned in follower.take_orphaned():
                     await stream.put(orphaned)
-                self._update_gauges(follower, everything=changed is None)
+                self._update_gauges(follower, everything=follower.looked_at_folder)
             progressed = False
             for cursor in cursors:
                 events = follower.read(cursor, int(time.time() * 1000))

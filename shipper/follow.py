@@ -200,6 +200,7 @@ class Follower:
         self.orphans: list[Cursor] = []
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
         self.listed = False  # whether the folder was listed yet: until then, nothing is known
+        self.looked_at_folder = False  # whether the last scan looked at the whole folder
         # The cursors worth reading (see :meth:`scan`), and their keys.
         self.active: list[Cursor] = []
         self._active_keys: set[tuple[int, int]] = set()
@@ -220,12 +221,13 @@ class Follower:
         another file under a name, a file that rejoins the reading), the whole folder
         is looked at instead, as it is without ``changed``.
         """
-        if changed is not None and self.listed and self._look_at(changed):
-            if any(_settled(c) for c in self.active):  # read to their end since the last look
-                self.active = [c for c in self.active if not _settled(c)]
-                self._active_keys = {(c.identity.dev, c.identity.ino) for c in self.active}
-            return self.active
-        return self._look_at_folder()
+        self.looked_at_folder = not (changed is not None and self.listed and self._look_at(changed))
+        if self.looked_at_folder:
+            return self._look_at_folder()
+        if any(_settled(c) for c in self.active):  # read to their end since the last look
+            self.active = [c for c in self.active if not _settled(c)]
+            self._active_keys = {(c.identity.dev, c.identity.ino) for c in self.active}
+        return self.active
 
     def _look_at(self, names: Collection[str]) -> bool:
         """Look at the followed files under ``names``; False when only a look at the
