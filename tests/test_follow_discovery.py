@@ -290,6 +290,7 @@ class TargetedFollowModel(FollowModel):
         super().__init__()
         self.entries = self._entries()
         self.renamed: list[str] = []  # rotated by renaming, newest last
+        self.stale: dict[str, set[int]] = {}  # per file: lines stale writers added since a look
 
     @precondition(lambda self: self.partial is None and LIVE in self.files)
     @rule()
@@ -309,8 +310,19 @@ class TargetedFollowModel(FollowModel):
             text += line
             self.written.append(n)
             self.files[name].append(n)
+            self.stale.setdefault(name, set()).add(n)
         with open(self.dir / name, "a") as f:
             f.write(text)
+
+    @precondition(lambda self: self.partial is None and self.files)
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        """As the model's; lines a stale writer added to the file since the follower's
+        last look go with it when the follower had closed the file (read to its end)."""
+        before = set(self.files)
+        super().delete(data)
+        (name,) = before - set(self.files)
+        self.excused.update(self.stale.pop(name, set()) - set(self.delivered))
 
     def _entries(self) -> dict[str, tuple[int, int, int]]:
         found = {}
@@ -329,6 +341,7 @@ class TargetedFollowModel(FollowModel):
     @rule(quiet=st.booleans())
     def sync(self, quiet: bool) -> None:
         follower = self.follower
+        self.stale.clear()  # this look sees what they wrote
         changed: set[str] | None = self._changed()
         for _ in range(1000):
             progressed = False
