@@ -31,6 +31,7 @@ import dataclasses
 import gc
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -41,7 +42,7 @@ from shipper.checkpoints import CheckpointStore, SourceCheckpoint, State
 from shipper.cloudwatch import LogsClient
 from shipper.config import STREAM_PLACEHOLDERS, Config, ConfigError, SourceConfig, name_problems
 from shipper.config import load as load_config
-from shipper.follow import Follower, source_key
+from shipper.follow import Cursor, Follower, source_key
 from shipper.health import READY_FAILURE_GRACE, HealthServer
 from shipper.mask import Masker, masker_for
 from shipper.render import Renderer
@@ -312,13 +313,22 @@ class Shipper:
             rescan_interval=lambda: self.config.rescan_interval,
             on_scan=self._update_gauges,
             watch=lambda: watcher.ensure(directory),
+            changes=lambda: watcher.take_changes(directory, reader.wake),
         )
         await source_reader.run(self.stopping)
 
-    def _update_gauges(self, follower: Follower) -> None:
+    def _update_gauges(self, follower: Follower, everything: bool = True) -> None:
+        """Set the source's gauges; after a look at some files only (not
+        ``everything``), only the lags of the files still being read can have moved."""
+        if not everything:
+            active = follower.active
+            unsaved = self._unsaved_bytes(follower, active)
+            for path, lag in follower.lag_bytes(active).items():
+                metrics.LAG_BYTES.labels(follower.category, path).set(lag + unsaved.get(path, 0))
+            return
         metrics.FILES_WATCHED.labels(follower.category).set(len(follower.cursors))
         lags = follower.lag_bytes()
-        unsaved = self._unsaved_bytes(follower)
+        unsaved = self._unsaved_bytes(follower, follower.cursors.values())
         for path, lag in lags.items():
             metrics.LAG_BYTES.labels(follower.category, path).set(lag + unsaved.get(path, 0))
         key = source_key(follower.source)
@@ -327,18 +337,21 @@ class Shipper:
             metrics.LAG_BYTES.remove(follower.category, path)
         self._lag_paths[key] = set(lags)
 
-    def _unsaved_bytes(self, follower: Follower) -> dict[str, int]:
-        """Per path: bytes delivered but not yet in the last saved checkpoint.
+    def _unsaved_bytes(self, follower: Follower, cursors: Iterable[Cursor]) -> dict[str, int]:
+        """Per path of ``cursors``: bytes delivered but not yet in the last saved checkpoint.
 
         The lag gauge counts from the saved position, not the delivered one: what a
         restart would resume from.  While saves fail it does not fall to 0.
         """
         saved = self.saved.get(source_key(follower.source))
         at = {(f.dev, f.ino): f.offset for f in saved.files} if saved is not None else {}
-        return {
-            f.path: max(f.offset - at.get((f.dev, f.ino), 0), 0)
-            for f in follower.checkpoint().files
-        }
+        unsaved = {}
+        for cursor in cursors:
+            if cursor.gone or cursor.copy_of is not None:
+                continue  # not in the checkpoint: nothing to resume from there
+            f = cursor.checkpoint()
+            unsaved[f.path] = max(f.offset - at.get((f.dev, f.ino), 0), 0)
+        return unsaved
 
     def _forget_gauges(self, follower: Follower) -> None:
         for path in self._lag_paths.pop(source_key(follower.source), set()):

@@ -159,19 +159,19 @@ def _check_formats(loaded: config.Config) -> list[str]:
     a line it does not match is a warning, quoting that line (masked); a source not one
     of whose lines matches is a problem.  Files not there yet, empty or unreadable (the
     folder check reports that) say nothing."""
-    from shipper.follow import rotated_pattern
+    from shipper.discovery import RotatedNames
     from shipper.mismatch import SAMPLE_LINES, sample_file
 
     problems = []
     masker = masker_for(loaded.masking)
     for index, source in enumerate(loaded.sources):
         name = f"sources[{index}] ({source.category})"
-        rotated = rotated_pattern(source.path.name, source.rotated)
+        rotated = RotatedNames(source.path.name, source.rotated)
         try:
             siblings = sorted(
                 entry.path
                 for entry in os.scandir(source.path.parent)
-                if rotated.fullmatch(entry.name) and not entry.name.endswith(".gz")
+                if (sibling := rotated.match(entry.name)) is not None and not sibling.compressed
             )
         except OSError:
             continue

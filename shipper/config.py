@@ -86,13 +86,14 @@ def _retention(value: Any) -> str | None:
 
 
 def _rotated(value: Any) -> str | None:
-    if value == "number":
+    if value in ("auto", "number"):
         return None
+    expected = "expected `auto`, a strftime suffix such as %Y-%m-%d, or `number`"
     try:
         datefmt_pattern(value)
     except FormatError as exc:
-        return f"expected a strftime suffix such as %Y%m%d, or `number` ({exc})"
-    return None if "%" in value else "expected a strftime suffix such as %Y%m%d, or `number`"
+        return f"{expected} ({exc})"
+    return None if "%" in value else expected
 
 
 def _encoding(value: Any) -> str | None:
@@ -136,7 +137,7 @@ def _level(value: Any) -> str | None:
 def _duration(value: Any) -> str | None:
     seconds = parse_duration(value)
     if seconds is None or seconds <= 0:
-        return "expected a duration greater than 0, such as 10s, 500ms, 1m or 1h"
+        return "expected a duration greater than 0, such as 10s, 500ms, 1m, 12h or 14d"
     return None
 
 
@@ -468,11 +469,14 @@ class SourceConfig:
     category: str = field(metadata=doc("The category: names the group/stream and a field."))
     path: Path = field(metadata=doc("The live file; relative to the YAML file's folder."))
     rotated: str = field(
-        default="%Y%m%d",
+        default="auto",
         metadata=doc(
-            "How rotated siblings are named: a strftime suffix (`%Y%m%d` finds app.log.20240101,"
-            " logrotate's dateext app.log-20240101 and a namer's app.20240101.log), or `number`"
-            " for logrotate's numbered app.log.1, app.log.2 (higher is older).",
+            "How rotated siblings are named. `auto`: every name the stdlib's"
+            " TimedRotatingFileHandler writes for any `when` (app.log.2024-01-01,"
+            " app.log.2024-01-01_13, ...), app.log.20240101, logrotate's dateext"
+            " (app.log-20240101) and numbered files (app.log.1, higher is older), and a"
+            " namer's app.2024-01-01.log. Or only one form: a strftime suffix, or `number`."
+            " Gzipped ones (app.log.1.gz, app.log-20240101.gz) are read too.",
             _rotated,
         ),
     )
@@ -524,7 +528,22 @@ class SourceConfig:
         ),
     )
     start_at: Literal["beginning", "end"] = field(
-        default="beginning", metadata=doc("Where to start in a file never seen before.")
+        default="beginning",
+        metadata=doc(
+            "Where to start in files never seen before. `beginning`: everything still on"
+            " disk, rotated files included, oldest first (a first install ships the days"
+            " already logged). `end`: at first start only what is written from then on (the"
+            " live file from its end, rotated files not at all)."
+        ),
+    )
+    ignore_older: str | None = field(
+        default="14d",
+        metadata=doc(
+            "Files never seen before and last modified longer ago than this (14d, 12h, 30m)"
+            " are skipped and logged (CloudWatch refuses events older than 14 days);"
+            " null: no limit.",
+            _duration,
+        ),
     )
     output: Literal["json", "raw"] = field(
         default="json", metadata=doc("`json`: a JSON object per event; `raw`: the masked text.")

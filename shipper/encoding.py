@@ -23,6 +23,8 @@ import codecs
 import functools
 import os
 
+from shipper.compressed import GzipReader
+
 # The byte-order marks of the encodings that take their order from one, longest first
 # (a UTF-32-LE mark starts like a UTF-16-LE one).
 _ORDERED = {
@@ -48,13 +50,16 @@ class TextEncoding:
         self._single = self.newline == b"\n"
         self._bom = self.name.startswith(("utf-16", "utf-32"))
 
-    def for_file(self, fd: int | None) -> TextEncoding:
-        """The encoding of the open file ``fd``: with its byte order, for an encoding that
-        takes it from the file's byte-order mark."""
+    def for_file(self, fd: int | GzipReader | None) -> TextEncoding:
+        """The encoding of the open file ``fd`` (a gzipped one: its decompressed content):
+        with its byte order, for an encoding that takes it from the byte-order mark."""
         orders = _ORDERED.get(self.name)
         if orders is None:
             return self
-        head = os.pread(fd, 4, 0) if fd is not None else b""
+        if fd is None:
+            head = b""
+        else:
+            head = os.pread(fd, 4, 0) if isinstance(fd, int) else fd.pread(4, 0)
         for mark, name in orders:
             if head.startswith(mark):
                 return text_encoding(name)

@@ -74,8 +74,10 @@ _WRITTEN_TIME = re.compile(
 )
 _RAW_LEVEL = re.compile(r"\b(" + "|".join(sorted(LEVELS, key=len, reverse=True)) + r")\b")
 RAW_LEVEL_WINDOW = 64
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*")
+_UNIT_SECONDS = {
+    "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0
+}  # fmt: skip
 
 # The reasons a record is dropped (``shipper_records_dropped_total{reason}``).
 REASONS = ("level", "exclude", "include", "sample", "repeat")
@@ -87,8 +89,8 @@ def level_number(name: str) -> int | None:
 
 
 def parse_duration(text: str) -> float | None:
-    """Seconds of ``10s``, ``500ms``, ``1m``, ``1h``, ``1d`` or a bare number of seconds; None
-    when the text is not a duration."""
+    """Seconds of ``10s``, ``500ms``, ``1m``, ``1h``, ``14d``, ``2w`` or a bare number of
+    seconds; None when the text is not a duration."""
     match = _DURATION.fullmatch(str(text))
     if match is None:
         return None

@@ -12,11 +12,20 @@ Where a file starts being read:
 - its device and inode match nothing known (a container restart can change the
   device number; ``copytruncate`` makes a copy with a new inode) but its first
   bytes match a saved file or an earlier content generation: at that offset;
-- the source was never covered before: the live file at ``start_at``, rotated
-  siblings not at all (they are history from before the shipper);
-- otherwise a file not seen before is new and read from its first byte — except a
-  rotated sibling last written before the shipper first covered the source (history).
-  A source whose checkpoint was lost counts as covered since ever: nothing is history.
+- last modified longer than ``ignore_older`` ago: at its end (skipped, and logged);
+- ``start_at: beginning``: from its first byte, whether the source is new (a first
+  install ships everything still on disk, oldest first) or not;
+- ``start_at: end``: a source never covered before starts the live file at its end
+  and skips its rotated files (history); later, a file not seen before is new and read
+  from its first byte — except a rotated sibling last written before the shipper first
+  covered the source.  A source whose checkpoint was lost counts as covered since
+  ever: nothing is history.
+
+Which names are rotated siblings, and how old each is, is :mod:`shipper.discovery`'s
+concern.  A gzipped sibling is read through :class:`~shipper.compressed.GzipReader`,
+its offsets in decompressed bytes; one compressed from a file followed now is not
+read again.  A look after a write looks only at the files the watcher named
+(:meth:`Follower.scan`): files read to their end cost nothing until they change.
 
 What a file holds from its first byte until it is truncated or rewritten is one
 content :class:`Generation`: events are acknowledged to it, so its delivered offset goes
@@ -39,21 +48,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from shipper import telemetry
 from shipper.checkpoints import FileCheckpoint, SourceCheckpoint
+from shipper.compressed import GzipReader
 from shipper.config import SourceConfig
+from shipper.discovery import RotatedNames, Sibling
 from shipper.encoding import text_encoding
-from shipper.filters import FileFilter, Kept, render_kept, source_filters
+from shipper.filters import FileFilter, Kept, parse_duration, render_kept, source_filters
 from shipper.mismatch import MismatchWatch
 from shipper.multiline import Assembler, assembler_for, whole_lines
-from shipper.parse import FormatParser, datefmt_pattern
+from shipper.parse import FormatParser
 from shipper.records import FileEvents, Line, Record
 from shipper.render import Renderer
 
@@ -65,10 +75,17 @@ READ_CHUNK = 64 << 10
 ROTATE_WAIT = 30.0
 # A record with no line after it for this long is complete (its traceback is over).
 MULTILINE_WAIT = 0.5
+# A gzipped file written this recently while the shipper runs may still be being
+# written (gzip gives it the original's time when done): it is looked at by a later
+# scan rather than decompressed again on every write.  At start-up it is tried at
+# once, so that what was on disk is read in order.
+GZIP_SETTLE = 2.0
 # Content generations remembered by fingerprint, to place copies made by copytruncate.
 RETIRED_KEPT = 64
-# The `rotated` value for logrotate's numbered siblings (app.log.1 newest, app.log.2, ...).
-NUMBERED = "number"
+# The live file's place in the order of a source's files: after every rotated one.
+LIVE = Sibling(float("inf"), compressed=False)
+# A file is either a descriptor or, gzipped, a reader of its decompressed content.
+Readable = int | GzipReader
 
 
 @dataclass(frozen=True)
@@ -83,31 +100,25 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def fingerprint(fd: int) -> tuple[int, str]:
+def read_at(fd: Readable, count: int, offset: int) -> bytes:
+    """``os.pread``, of a gzipped file's decompressed content where it is one."""
+    return fd.pread(count, offset) if isinstance(fd, GzipReader) else os.pread(fd, count, offset)
+
+
+def fingerprint(fd: Readable) -> tuple[int, str]:
     """Length and digest of a file's first bytes: ``FINGERPRINT_BYTES`` of them, or its
     complete first lines while it is shorter (a partial line is no identity: ``{`` or a
     timestamp's first digits start many files)."""
-    head = os.pread(fd, FINGERPRINT_BYTES, 0)
+    head = read_at(fd, FINGERPRINT_BYTES, 0)
     if len(head) < FINGERPRINT_BYTES:
         head = head[: head.rfind(b"\n") + 1]
     return len(head), _digest(head)
 
 
-def same_start(fd: int, fp_len: int, fp: str) -> bool:
+def same_start(fd: Readable, fp_len: int, fp: str) -> bool:
     """Whether the file behind ``fd`` starts with the fingerprinted bytes."""
-    head = os.pread(fd, fp_len, 0)
+    head = read_at(fd, fp_len, 0)
     return len(head) == fp_len and _digest(head) == fp
-
-
-def rotated_pattern(live_name: str, suffix: str) -> re.Pattern[str]:
-    """Names of rotated siblings: ``app.log.<suffix>`` (``-`` or ``_`` also separate it,
-    as logrotate's ``dateext`` writes) or a namer's ``app.<suffix>.log``."""
-    stamp = r"[1-9][0-9]*" if suffix == NUMBERED else datefmt_pattern(suffix)
-    stem, dot, ext = live_name.rpartition(".")
-    forms = [re.escape(live_name) + r"[.\-_]" + f"({stamp})"]
-    if dot and stem:
-        forms.append(re.escape(stem) + r"[.\-_]" + f"({stamp})" + re.escape(dot + ext))
-    return re.compile("|".join(forms))
 
 
 class Generation:
@@ -173,6 +184,7 @@ class Cursor:
         # goes on from where the original was read.
         self.copy_of: Cursor | None = None
         self.filtering: FileFilter | None = None  # the source's filters, with a held repeat
+        self.unpacked: GzipReader | None = None  # set for a gzipped file: read through it
         self.copy_checked = -1  # the copy's size when last found to be the original's prefix
 
     @property
@@ -197,6 +209,9 @@ class Cursor:
         self.generation.delivered(offset)
 
     def close(self) -> None:
+        if self.unpacked is not None:
+            self.unpacked.close()
+            self.unpacked = None
         if self.fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
@@ -226,7 +241,7 @@ class Follower:
         self.category = source.category
         self.directory = source.path.parent
         self.live_name = source.path.name
-        self.rotated = rotated_pattern(self.live_name, source.rotated)
+        self.names = RotatedNames(self.live_name, source.rotated)
         self.renderer = renderer
         self.encoding = text_encoding(source.encoding)
         self.mismatches = MismatchWatch(source.category, renderer.masker)
@@ -252,25 +267,72 @@ class Follower:
         self.orphans: list[Cursor] = []
         self._reported: set[str] = set()  # problems already logged, not to repeat each scan
         self.filters = source_filters(source)  # None: no filters, nothing to pay per record
+        self.listed = False  # whether the folder was listed yet: until then, nothing is known
+        self.looked_at_folder = False  # whether the last scan looked at the whole folder
+        # The cursors worth reading (see :meth:`scan`), and their keys.
+        self.active: list[Cursor] = []
+        self._active_keys: set[tuple[int, int]] = set()
+        # Gzipped files without an end of stream, by the size and mtime they had then.
+        self._incomplete: dict[tuple[int, int], tuple[int, int]] = {}
+        ignore_older = source.ignore_older
+        self.ignore_older = None if ignore_older is None else parse_duration(ignore_older)
 
     # ------------------------------------------------------------------ discovery
 
-    def scan(self) -> list[Cursor]:
-        """Look at the folder; return the cursors to read, oldest file first."""
+    def scan(self, changed: Collection[str] | None = None) -> list[Cursor]:
+        """Look at the source's files; return the cursors with something to read (or a
+        record to finish), oldest file first.
+
+        With ``changed`` (the names the watcher reported), only the files under those
+        names are looked at, so a write costs the same however many rotated files lie
+        beside the live one.  When that cannot tell what happened (a name new or gone,
+        another file under a name, a file that rejoins the reading), the whole folder
+        is looked at instead, as it is without ``changed``.
+        """
+        self.looked_at_folder = not (changed is not None and self.listed and self._look_at(changed))
+        if self.looked_at_folder:
+            return self._look_at_folder()
+        if any(_settled(c) for c in self.active):  # read to their end since the last look
+            self.active = [c for c in self.active if not _settled(c)]
+            self._active_keys = {(c.identity.dev, c.identity.ino) for c in self.active}
+        return self.active
+
+    def _look_at(self, names: Collection[str]) -> bool:
+        """Look at the followed files under ``names``; False when only a look at the
+        whole folder can tell what changed."""
+        for name in names:
+            sibling = LIVE if name == self.live_name else self.names.match(name)
+            if sibling is None:
+                continue  # another source's file, or none at all
+            path = os.path.join(self.directory, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                return False  # renamed or deleted
+            key = (st.st_dev, st.st_ino)
+            cursor = self.cursors.get(key)
+            if cursor is None or cursor.path != path or key not in self._active_keys:
+                return False  # new here, renamed, or a file read to its end grew
+            if sibling.compressed:
+                if (st.st_size, st.st_mtime_ns) != cursor.seen:
+                    return False  # rewritten: placed anew by what it holds
+                continue
+            if self._recheck(key, cursor, path, sibling is LIVE, st) is not cursor:
+                return False  # truncated or replaced
+            self._note(cursor, sibling, st)
+        return True
+
+    def _look_at_folder(self) -> list[Cursor]:
         try:
             names = os.listdir(self.directory)
         except OSError as exc:
             self._report(str(self.directory), exc)
             names = None
-        found: dict[tuple[int, int], tuple[str, bool, float, os.stat_result]] = {}
+        found: dict[tuple[int, int], tuple[str, Sibling, os.stat_result]] = {}
         for name in names or ():
-            if name == self.live_name:
-                live, stamp = True, float("inf")
-            else:
-                match = self.rotated.fullmatch(name)
-                if match is None:
-                    continue
-                live, stamp = False, self._stamp(match)
+            sibling = LIVE if name == self.live_name else self.names.match(name)
+            if sibling is None:
+                continue
             path = os.path.join(self.directory, name)
             try:
                 st = os.stat(path)
@@ -278,34 +340,56 @@ class Follower:
                 continue  # vanished between listing and stat, or a dangling link
             if stat.S_ISREG(st.st_mode):
                 # A second name of a file already listed (a link) keeps the first.
-                found.setdefault((st.st_dev, st.st_ino), (path, live, stamp, st))
+                found.setdefault((st.st_dev, st.st_ino), (path, sibling, st))
+        if names is not None:
+            self.names.forget_except(set(names))
+            self._incomplete = {k: v for k, v in self._incomplete.items() if k in found}
         # Files known by device and inode first: what they no longer hold is retired
-        # before new files (copies) are matched against it by fingerprint.  Of new
-        # files the live one first: a copy of it is recognised as one.
+        # before new files (copies) are matched against it by fingerprint.  Gzipped
+        # files come after plain ones, so one compressed from a plain file still here
+        # is recognised as its twin; of new files the live one first, so a copy of it
+        # is recognised as one.
         order = sorted(
-            found, key=lambda k: (k not in self.cursors and k not in self.saved, not found[k][1])
+            found,
+            key=lambda k: (
+                k not in self.cursors and k not in self.saved,
+                found[k][1].compressed,
+                found[k][1] is not LIVE,
+            ),
         )
         for key in order:
-            path, live, stamp, st = found[key]
+            path, sibling, st = found[key]
+            live = sibling is LIVE
             cursor = self.cursors.get(key)
-            if cursor is not None:
+            if cursor is not None and sibling.compressed:
+                cursor = self._recheck_compressed(key, cursor, path, st)
+            elif cursor is not None:
                 cursor = self._recheck(key, cursor, path, live, st)
-            if cursor is None:
+            if cursor is None and sibling.compressed:
+                cursor = self._open_compressed(key, path, st)
+            elif cursor is None:
                 cursor = self._open(key, path, live, st)
-                if cursor is None:
-                    continue
-            cursor.live = live
-            cursor.gone = False
-            cursor.order = (stamp, st.st_mtime)
-            if st.st_size != cursor.size:
-                cursor.quiet_since = None  # it changed: more may be coming for its record
-            cursor.size = st.st_size
+            if cursor is None:
+                continue
+            self._note(cursor, sibling, st)
         if names is not None:
             self.first_run = False
+            self.listed = True
             for entry in self.saved.values():  # files that no longer exist where saved
                 self._retire(entry.fp_len, entry.fp, entry.offset)
             self.saved.clear()
         return self._arrange(set(found))
+
+    def _note(self, cursor: Cursor, sibling: Sibling, st: os.stat_result) -> None:
+        """What a look at a followed file found: its name's role, its place, its size."""
+        cursor.live = sibling is LIVE
+        cursor.gone = False
+        cursor.order = (sibling.stamp, st.st_mtime)
+        if sibling.compressed:
+            return  # its size is the decompressed one, fixed when it was opened
+        if st.st_size != cursor.size:
+            cursor.quiet_since = None  # it changed: more may be coming for its record
+        cursor.size = st.st_size
 
     def _recheck(
         self, key: tuple[int, int], cursor: Cursor, path: str, live: bool, st: os.stat_result
@@ -343,22 +427,13 @@ class Follower:
             return cursor
         return self._restart_truncated(key, cursor, st.st_size)
 
-    def _stamp(self, match: re.Match[str]) -> float:
-        text = next(g for g in match.groups() if g is not None)
-        if self.source.rotated == NUMBERED:
-            return -float(text)  # app.log.1 is the newest rotated file
-        try:
-            return time.mktime(time.strptime(text, self.source.rotated))
-        except (ValueError, OverflowError):
-            return 0.0
-
     def _arrange(self, seen: set[tuple[int, int]]) -> list[Cursor]:
         now = time.monotonic()
         for key, cursor in list(self.cursors.items()):
             if key not in seen:
                 cursor.gone = True
                 cursor.live = False
-                if cursor.fd is not None:
+                if cursor.fd is not None and cursor.unpacked is None:
                     cursor = self._recheck_gone(key, cursor)
             idle = now - cursor.last_growth >= ROTATE_WAIT
             drained = cursor.read_offset >= cursor.size and not cursor.pending_record()
@@ -372,7 +447,79 @@ class Follower:
                 self._forget(key, cursor)
                 self._copies_of(cursor)  # read to its end: its copies hold nothing more
         # Files that stopped being live (gone first, then by rotation time), then live.
-        return sorted(self.cursors.values(), key=lambda c: (c.live, not c.gone, c.order))
+        # Files read to their end and closed are left out: they cost nothing per look.
+        active = {key: c for key, c in self.cursors.items() if not _settled(c)}
+        self.active = sorted(active.values(), key=lambda c: (c.live, not c.gone, c.order))
+        self._active_keys = set(active)
+        return self.active
+
+    def _recheck_compressed(
+        self, key: tuple[int, int], cursor: Cursor, path: str, st: os.stat_result
+    ) -> Cursor | None:
+        """A known gzipped file after a look at it; None when it changed (it is then
+        opened anew and placed by its decompressed first bytes)."""
+        cursor.path = path  # app.log.1.gz renamed to app.log.2.gz is the same file
+        if (st.st_size, st.st_mtime_ns) == cursor.seen:
+            return cursor
+        self._forget(key, cursor)
+        return None
+
+    def _open_compressed(
+        self, key: tuple[int, int], path: str, st: os.stat_result
+    ) -> Cursor | None:
+        """Follow a gzipped rotated file through its decompressed content.
+
+        One compressed from a file followed now (logrotate's ``compress`` of a file
+        being read) is not read again; one whose first bytes match a saved or retired
+        file goes on from that file's offset; otherwise it is placed like any rotated
+        file never seen.  One still being written (no end of stream yet) is looked at
+        again when it changes.
+        """
+        seen = (st.st_size, st.st_mtime_ns)
+        settling = self.listed and time.time() - st.st_mtime < GZIP_SETTLE
+        if settling or self._incomplete.get(key) == seen:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            self._report(path, exc)
+            return None
+        unpacked = GzipReader(fd)
+        size = unpacked.size()
+        if size is None:
+            unpacked.close()
+            os.close(fd)
+            self._incomplete[key] = seen
+            telemetry.file_skipped(self.category, path, "not a complete gzip file (yet)")
+            return None
+        self._incomplete.pop(key, None)
+        fp_len, fp = fingerprint(unpacked)
+        twin = self._twin(unpacked)
+        if twin is not None:
+            offset, reason = size, f"compressed copy of {twin.path}"
+        else:
+            offset, reason = self._start_offset(key, unpacked, _sized(st, size), live=False)
+        cursor = Cursor(self.category, Identity(key[0], key[1], fp_len, fp), path, offset, fd)
+        cursor.unpacked = unpacked
+        cursor.size = size
+        cursor.seen = seen  # of the compressed file: a change means it was rewritten
+        cursor.assembler = assembler_for(self.source, self.rows)
+        self.cursors[key] = cursor
+        if offset >= size:
+            cursor.close()
+            telemetry.file_skipped(self.category, path, reason)
+        else:
+            telemetry.file_opened(self.category, path, offset, reason)
+        return cursor
+
+    def _twin(self, unpacked: GzipReader) -> Cursor | None:
+        """The followed file that a gzipped file was compressed from, if any."""
+        head = unpacked.pread(FINGERPRINT_BYTES, 0)
+        for cursor in self.cursors.values():
+            fp_len, fp = cursor.identity.fp_len, cursor.identity.fp
+            if 0 < fp_len <= len(head) and _digest(head[:fp_len]) == fp:
+                return cursor
+        return None
 
     def _recheck_gone(self, key: tuple[int, int], cursor: Cursor) -> Cursor:
         """A file under no watched name, read through its descriptor: truncated or
@@ -454,13 +601,14 @@ class Follower:
             ident = cursor.identity
             if cursor.fd is None or okey == key or cursor.copy_of is not None:
                 continue
+            original = cursor.unpacked or cursor.fd
             if len(head) >= ident.fp_len > 0:
                 repeats = _digest(head[: ident.fp_len]) == ident.fp
             else:
-                repeats = os.pread(cursor.fd, len(head), 0) == head
+                repeats = read_at(original, len(head), 0) == head
             if not repeats:
                 continue
-            if ident.fp_len > 0 and not same_start(cursor.fd, ident.fp_len, ident.fp):
+            if ident.fp_len > 0 and not same_start(original, ident.fp_len, ident.fp):
                 self._restart_truncated(okey, cursor, os.fstat(cursor.fd).st_size)
                 return None
             return cursor
@@ -481,7 +629,7 @@ class Follower:
         return None
 
     def _start_offset(
-        self, key: tuple[int, int], fd: int, st: os.stat_result, live: bool
+        self, key: tuple[int, int], fd: Readable, st: os.stat_result, live: bool
     ) -> tuple[int, str]:
         saved = self.saved.pop(key, None)
         # An entry without a fingerprint (no complete line yet) cannot tell its file from
@@ -496,16 +644,18 @@ class Follower:
         known = self._by_fingerprint(fd, st.st_size)
         if known is not None:
             return known
+        if self.ignore_older is not None and st.st_mtime < time.time() - self.ignore_older:
+            return st.st_size, f"last modified over ignore_older ({self.source.ignore_older}) ago"
+        if self.source.start_at == "beginning":
+            # Everything still on disk, oldest first: the files are read in that order.
+            return 0, "start_at beginning" if self.first_run else "new file"
         if self.first_run:
-            if live:
-                at_end = self.source.start_at == "end"
-                return (st.st_size if at_end else 0), f"start_at {self.source.start_at}"
-            return st.st_size, "history"
+            return st.st_size, "start_at end" if live else "history"
         if live or st.st_mtime >= self.since:
             return 0, "new file"
         return st.st_size, "history"
 
-    def _by_fingerprint(self, fd: int, size: int) -> tuple[int, str] | None:
+    def _by_fingerprint(self, fd: Readable, size: int) -> tuple[int, str] | None:
         """Where to start a file whose first bytes match a saved entry (the device
         number changed)."""
         for f in self.saved.values():
@@ -617,12 +767,13 @@ class Follower:
             if not self._reopen(cursor):
                 return None
         assert cursor.fd is not None
+        content = cursor.unpacked or cursor.fd
         try:
-            data = os.pread(cursor.fd, READ_CHUNK, cursor.read_offset)
+            data = read_at(content, READ_CHUNK, cursor.read_offset)
             if len(data) == READ_CHUNK and b"\n" not in data:
                 # A line longer than a step: read up to the line limit at once.
                 limit = self.source.max_line_bytes
-                data = os.pread(cursor.fd, max(limit, READ_CHUNK), cursor.read_offset)
+                data = read_at(content, max(limit, READ_CHUNK), cursor.read_offset)
         except OSError as exc:
             self._report(cursor.path, exc)
             return None
@@ -647,7 +798,7 @@ class Follower:
             cursor.identity.fp_len < FINGERPRINT_BYTES
             and cursor.read_offset > cursor.identity.fp_len
         ):
-            fp_len, fp = fingerprint(cursor.fd)
+            fp_len, fp = fingerprint(content)
             cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
         assert cursor.assembler is not None
         taken = cursor.assembler.take_unmatched()
@@ -745,7 +896,7 @@ class Follower:
 
     def _split(self, cursor: Cursor, data: bytes) -> list[tuple[bytes, bool, int]]:
         """Complete lines of ``data`` as (bytes, ends_with_newline, start offset)."""
-        encoding = self.encoding.for_file(cursor.fd)
+        encoding = self.encoding.for_file(cursor.unpacked or cursor.fd)
         limit = encoding.whole_units(self.source.max_line_bytes)
         start = cursor.read_offset
         cut = encoding.end_of_lines(data)
@@ -776,7 +927,7 @@ class Follower:
         records: list[Record] = []
         whole: list[tuple[str, int]] = []
         limit = self.source.max_line_bytes
-        encoding = self.encoding.for_file(cursor.fd)
+        encoding = self.encoding.for_file(cursor.unpacked or cursor.fd)
         for raw, complete, begin in lines:
             end = begin + len(raw) + (encoding.unit if complete else 0)
             text = encoding.decode(raw)
@@ -857,17 +1008,38 @@ class Follower:
         files.extend(self.saved.values())
         return SourceCheckpoint(self.since, files)
 
-    def lag_bytes(self) -> dict[str, int]:
-        # A copy held back owes nothing: its bytes are counted at its original.
-        return {
-            c.path: max(c.size - c.delivered_offset, 0)
-            for c in self.cursors.values()
-            if c.copy_of is None
-        }
+    def lag_bytes(self, cursors: Collection[Cursor] | None = None) -> dict[str, int]:
+        """Bytes not yet delivered, per file: of ``cursors``, or of every file followed.
+        A copy held back owes nothing: its bytes are counted at its original."""
+        chosen = self.cursors.values() if cursors is None else cursors
+        return {c.path: max(c.size - c.delivered_offset, 0) for c in chosen if c.copy_of is None}
 
     def close(self) -> None:
         for cursor in self.cursors.values():
             cursor.close()
+
+
+def _settled(cursor: Cursor) -> bool:
+    """Whether a file needs nothing until it changes: rotated and read to its end.
+
+    Its growth (a stale writer) is an event in the folder, and the look that follows
+    brings it back.  A file under no name any more is the exception while it is open:
+    what is written to it is seen only through its descriptor.
+    """
+    return (
+        not cursor.live
+        and cursor.read_offset >= cursor.size
+        and not cursor.pending_record()
+        and (cursor.fd is None or not cursor.gone)
+    )
+
+
+def _sized(st: os.stat_result, size: int) -> os.stat_result:
+    """``st`` with another size: a gzipped file's, decompressed."""
+    fields = list(st)
+    fields[stat.ST_SIZE] = size
+    times = ("st_atime", "st_mtime", "st_ctime", "st_atime_ns", "st_mtime_ns", "st_ctime_ns")
+    return os.stat_result(fields, {name: getattr(st, name) for name in times})
 
 
 def source_key(source: SourceConfig) -> str:

@@ -58,20 +58,26 @@ class SourceReader:
         wake: asyncio.Event | None = None,
         *,
         rescan_interval: Callable[[], float] = lambda: IDLE_RESCAN,
-        on_scan: Callable[[Follower], None] | None = None,
+        on_scan: Callable[[Follower, bool], None] | None = None,
         watch: Callable[[], bool] | None = None,
+        changes: Callable[[], set[str] | None] | None = None,
     ) -> None:
         """``wake`` is set when the folder changed (the watcher sets it).
         ``rescan_interval`` is read before each idle wait, so a reload applies at
-        once.  ``on_scan`` is called after each look at the folder (gauges).  ``watch``
-        makes sure the folder is watched; True when it placed a new watch (changes
-        made before it went unseen: the folder is looked at again at once)."""
+        once.  ``on_scan`` is called after each look (gauges), with whether the whole
+        folder was looked at.  ``watch`` makes sure the folder is watched; True when it
+        placed a new watch (changes made before it went unseen: the folder is looked at
+        again at once).  ``changes`` names the files the watcher saw change since the
+        last call (None: look at everything); without it, or once per
+        ``rescan_interval``, every look takes in the whole folder."""
         self.follower = follower
         self.sink = sink
         self.wake = wake if wake is not None else asyncio.Event()
         self.rescan_interval = rescan_interval
         self.on_scan = on_scan
         self.watch = watch
+        self.changes = changes
+        self._rescanned = -float("inf")  # when the whole folder was last looked at
         # Set while the reader waits for news: everything readable has been handed over.
         self.idle = asyncio.Event()
         self._cursors: list[Cursor] = []
@@ -106,11 +112,15 @@ class SourceReader:
         if self.wake.is_set() or not self._progressed or due:
             self.wake.clear()
             self._scanned = now
-            self._cursors = follower.scan()
+            # The files the watcher named; the whole folder every rescan_interval.
+            changed = self.changes() if self.changes is not None else None
+            if now - self._rescanned >= self.rescan_interval():
+                changed, self._rescanned = None, now
+            self._cursors = follower.scan(changed)
             for orphaned in follower.take_orphaned():
                 await self._put(orphaned)
             if self.on_scan is not None:
-                self.on_scan(follower)  # sizes change only in a scan
+                self.on_scan(follower, follower.looked_at_folder)  # sizes change in a scan
         self._progressed = False
         for cursor in self._cursors:
             events = follower.read(cursor, int(time.time() * 1000))
@@ -123,7 +133,7 @@ class SourceReader:
             await self._put(events)
             break  # finish the older file before reading a newer one
         self._pending = False
-        for cursor in list(follower.cursors.values()):
+        for cursor in list(follower.active):
             await self._put(follower.flush_quiet(cursor, MULTILINE_WAIT))
             self._pending = self._pending or cursor.pending_record()
         return self._progressed

@@ -40,8 +40,9 @@ from shipper import metrics
 from shipper.app import build_follower
 from shipper.checkpoints import SourceCheckpoint, State
 from shipper.config import Config, SourceConfig
+from shipper.discovery import RotatedNames
 from shipper.filters import REASONS, source_filters
-from shipper.follow import rotated_pattern, source_key
+from shipper.follow import source_key
 from shipper.mask import Masker, masker_for
 from shipper.records import FileEvents
 
@@ -181,13 +182,13 @@ def read_from_disk(
 
 def files_within(source: SourceConfig, since: float) -> int:
     """How many of the source's files (live and rotated) were modified since ``since``."""
-    pattern = rotated_pattern(source.path.name, source.rotated)
+    names = RotatedNames(source.path.name, source.rotated)
     folder = source.path.parent
     if not folder.is_dir():
         return 0
     count = 0
     for path in folder.iterdir():
-        if path.name == source.path.name or pattern.fullmatch(path.name):
+        if path.name == source.path.name or names.match(path.name) is not None:
             try:
                 if path.is_file() and path.stat().st_mtime >= since:
                     count += 1

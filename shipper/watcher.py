@@ -1,7 +1,12 @@
 """Waking readers when their folder changes: watchdog's inotify observer.
 
 Each source's folder is watched; any change in it sets the source's wake event, from
-the observer's thread through the event loop.  The watch is a way to react fast,
+the observer's thread through the event loop, and notes the names of the files that
+changed: :meth:`Watcher.take_changes` hands them to the reader, which then looks at
+just those files rather than the whole folder (so a write costs the same however many
+rotated files lie beside the live one).  When the watch cannot say which files
+changed (a folder created or deleted, a watch placed anew, too many names at once) the
+answer is None: look at everything.  The watch is a way to react fast,
 not the only way: readers also rescan every ``rescan_interval`` (inotify queues
 overflow, network filesystems send nothing), and a folder that does not exist yet
 is watched through its nearest existing ancestor until it appears.  A watched
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 _FOLDER_CHANGES = ("created", "deleted", "moved")
+# Changed names noted for one reader before it looks; past this, it looks at everything.
+MAX_NOTED = 1000
 # What a reader needs to hear of: files written, created, renamed, deleted, and the
 # folders themselves appearing or going.  Opening and closing unwritten (the
 # shipper's own listings and reads, an operator's ``tail``) would wake the watch
@@ -65,15 +73,44 @@ class _Waker(FileSystemEventHandler):
         # watch, if any, sees nothing more.  A folder created again in its place can
         # reuse the inode, so the inode alone cannot tell.
         self.lost = False
+        # Per wake event: names changed since its reader last looked (None: anything).
+        self.changes: dict[asyncio.Event, set[str] | None] = {}
+        self.lock = threading.Lock()  # changes are noted on the observer's thread
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        self.wake()
+        self.wake(self._names(event))
 
-    def wake(self) -> None:
+    def _names(self, event: FileSystemEvent) -> list[str] | None:
+        """The names of the folder's files an event is about; None when it is not
+        about files directly in the folder."""
+        if event.is_directory:
+            return None
+        names = []
+        for path in (event.src_path, event.dest_path):
+            if path:
+                folder, name = os.path.split(os.fsdecode(path))
+                if folder != self.directory:
+                    return None
+                names.append(name)
+        return names
+
+    def wake(self, names: list[str] | None = None) -> None:
+        """Wake every reader of the folder; ``names`` changed (None: anything may have)."""
+        with self.lock:
+            for wake in self.wakes:
+                noted = self.changes.setdefault(wake, set())
+                if noted is not None and names is not None and len(noted) < MAX_NOTED:
+                    noted.update(names)
+                else:
+                    self.changes[wake] = None
         for wake in self.wakes:
             # Reading is_set from this thread is a harmless race: at worst one extra wake.
             if not wake.is_set():
                 self.loop.call_soon_threadsafe(wake.set)
+
+    def take(self, wake: asyncio.Event) -> set[str] | None:
+        with self.lock:
+            return self.changes.pop(wake, set())
 
 
 class _ParentGuard(FileSystemEventHandler):
@@ -115,6 +152,11 @@ class Watcher:
             handler.wakes.append(wake)
         return self.ensure(directory)
 
+    def take_changes(self, directory: Path, wake: asyncio.Event) -> set[str] | None:
+        """The names in ``directory`` that changed since ``wake``'s reader last asked
+        (empty: none); None when the watch cannot tell which (look at everything)."""
+        return self._handlers[directory].take(wake)
+
     def ensure(self, directory: Path) -> bool:
         """Watch ``directory`` as it is now; True when a new watch was placed (changes
         made before it went unseen: the caller should look again).
@@ -139,6 +181,7 @@ class Watcher:
             del self._watched[directory]
             self._drop(directory, current[1])
         handler.lost = False
+        handler.wake()  # what changed before this watch was placed went unnoted
         self._guard(directory)
         try:
             watch = self.observer.schedule(

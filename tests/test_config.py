@@ -42,7 +42,8 @@ class TestLoading:
         assert loaded.masking.email == "partial"
         assert loaded.health.listen == "127.0.0.1:9880"
         source = loaded.sources[0]
-        assert (source.rotated, source.timezone, source.start_at) == ("%Y%m%d", "UTC", "beginning")
+        assert (source.rotated, source.timezone, source.start_at) == ("auto", "UTC", "beginning")
+        assert source.ignore_older == "14d"
 
     def test_relative_paths_are_relative_to_the_yaml_file(self, tmp_path):
         """A config read from anywhere points at files beside it."""

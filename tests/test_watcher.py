@@ -74,3 +74,46 @@ def test_a_new_file_wakes_the_reader(tmp_path: Path) -> None:
 def test_reading_and_listing_do_not_wake_the_reader(tmp_path: Path) -> None:
     # The write after the reads shows the watch is still there.
     assert _watching(tmp_path, _look, _append) == [False, True]
+
+
+def _changes(tmp_path: Path, change: Callable[[Path], object]) -> set[str] | None:
+    """Make ``change`` in a watched folder; the names the watcher then hands the reader."""
+
+    async def scenario() -> set[str] | None:
+        folder = tmp_path / "logs" / "app"
+        folder.mkdir(parents=True)
+        (folder / "app.log").write_text("first line\n")
+        watcher = Watcher(asyncio.get_running_loop())
+        watcher.start()
+        wake = asyncio.Event()
+        try:
+            watcher.add(folder, wake)
+            await asyncio.sleep(0.2)  # the watch is in place
+            assert watcher.take_changes(folder, wake) is None  # a new watch: look at all
+            assert watcher.take_changes(folder, wake) == set()
+            wake.clear()
+            change(folder)
+            await asyncio.wait_for(wake.wait(), SETTLE)
+            await asyncio.sleep(0.2)  # a rename's two halves are both in
+            return watcher.take_changes(folder, wake)
+        finally:
+            watcher.stop()
+
+    return asyncio.run(scenario())
+
+
+class TestChangedNames:
+    """The watcher names the files that changed, so that a reader looks at those only
+    (a write must not cost a look at every rotated file: issue 24)."""
+
+    def test_a_write_names_its_file(self, tmp_path: Path) -> None:
+        assert _changes(tmp_path, _append) == {"app.log"}
+
+    def test_a_rename_names_both_names(self, tmp_path: Path) -> None:
+        def rotate(folder: Path) -> None:
+            os.rename(folder / "app.log", folder / "app.log.2026-12-05")
+
+        assert _changes(tmp_path, rotate) == {"app.log", "app.log.2026-12-05"}
+
+    def test_a_folder_change_asks_for_a_look_at_everything(self, tmp_path: Path) -> None:
+        assert _changes(tmp_path, lambda f: (f / "archive").mkdir()) is None

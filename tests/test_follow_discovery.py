@@ -1,0 +1,375 @@
+"""Where the follower starts each file of a source, which it reads at all, and what a
+write costs it (shipper/follow.py's discovery, driven in-process on real files).
+
+- A first install ships what is on disk, oldest first, gzipped files included
+  (SPEC §3 promise 1 and 5); ``start_at: end`` skips that history.
+- ``ignore_older`` skips files last written long ago, and says so.
+- A gzipped copy of a file already read is not read again (promise 2).
+- A write costs a fixed number of filesystem calls, however many rotated files lie
+  beside the live file (issue 24: CPU must not grow with rotated history).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from shipper.checkpoints import SourceCheckpoint
+from shipper.config import SourceConfig
+from shipper.follow import Follower
+from shipper.mask import Masker
+from shipper.render import Renderer
+from shipper.watcher import Watcher
+from tests.test_follow_model import LIVE, FollowModel
+
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+DAY = 86_400
+
+
+def _lines(tag: str, count: int) -> str:
+    return "".join(f"2024-01-02 03:04:05,000 INFO {tag}-{n:03d}\n" for n in range(count))
+
+
+def _follower(live: Path, saved: SourceCheckpoint | None = None, **keys: Any) -> Follower:
+    source = SourceConfig(category="app", path=live, format=FORMAT, **keys)
+    return Follower(source, saved, Renderer("app", "raw", Masker("off"), False), time.time())
+
+
+def _read_all(follower: Follower, changed: set[str] | None = None) -> list[str]:
+    """What one look and reading every file to its end ships, in the order read."""
+    messages = []
+    for cursor in follower.scan(changed):
+        while (events := follower.read(cursor, 0)) is not None:
+            messages.extend(event.message.split()[-1] for event in events)
+        messages.extend(event.message.split()[-1] for event in follower.flush_quiet(cursor, 0.0))
+    return messages
+
+
+def _write(path: Path, text: str, days_ago: float = 0.0, compress: bool = False) -> None:
+    if compress:
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    at = time.time() - days_ago * DAY
+    os.utime(path, (at, at))
+
+
+def _gzip(plain: Path, compressed: Path) -> None:
+    """What logrotate's ``compress`` does, short of deleting the plain file (gzip gives
+    the compressed file the plain one's times)."""
+    with plain.open("rb") as src, gzip.open(compressed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    shutil.copystat(plain, compressed)
+
+
+def _days(folder: Path) -> list[str]:
+    """Five days of a midnight-rotated app.log, Python's own names, the two oldest
+    gzipped by logrotate: what a host that logged for a while holds."""
+    expected = []
+    for n, day in enumerate(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]):
+        name = f"app.log.{day}" + (".gz" if n < 2 else "")
+        _write(folder / name, _lines(f"d{n}", 30), days_ago=4 - n, compress=n < 2)
+        expected += [f"d{n}-{i:03d}" for i in range(30)]
+    _write(folder / "app.log", _lines("live", 10))
+    return expected + [f"live-{i:03d}" for i in range(10)]
+
+
+class TestFirstInstall:
+    def test_beginning_ships_everything_on_disk_oldest_first(self, tmp_path: Path) -> None:
+        """start_at beginning (the default) on a folder with days of rotated files, some
+        gzipped: every line once, day by day, then the live file."""
+        expected = _days(tmp_path)
+        follower = _follower(tmp_path / "app.log")
+        assert _read_all(follower) == expected
+        assert _read_all(follower) == []
+        follower.close()
+
+    def test_end_ships_only_what_is_written_after(self, tmp_path: Path) -> None:
+        """start_at end: no history at all; new lines, and files rotated later, are."""
+        _days(tmp_path)
+        follower = _follower(tmp_path / "app.log", start_at="end")
+        assert _read_all(follower) == []
+        with (tmp_path / "app.log").open("a") as f:
+            f.write(_lines("new", 3))
+        assert _read_all(follower) == ["new-000", "new-001", "new-002"]
+        follower.close()
+
+    def test_files_past_ignore_older_are_skipped_and_logged(self, tmp_path: Path) -> None:
+        """Files last modified before ignore_older are not shipped (CloudWatch would
+        refuse them), each logged as file.skipped with the reason."""
+        _write(tmp_path / "app.log.2024-01-01", _lines("old", 5), days_ago=20)
+        _write(tmp_path / "app.log.2024-01-02.gz", _lines("oldgz", 5), days_ago=15, compress=True)
+        _write(tmp_path / "app.log.2024-01-03", _lines("recent", 5), days_ago=1)
+        _write(tmp_path / "app.log", _lines("live", 5))
+        follower = _follower(tmp_path / "app.log", ignore_older="14d")
+        with structlog.testing.capture_logs() as logged:
+            shipped = _read_all(follower)
+        assert shipped == [f"{t}-{i:03d}" for t in ("recent", "live") for i in range(5)]
+        skipped = {
+            Path(e["path"]).name: e["reason"] for e in logged if e["event"] == "file.skipped"
+        }
+        assert set(skipped) == {"app.log.2024-01-01", "app.log.2024-01-02.gz"}
+        assert all("ignore_older (14d)" in reason for reason in skipped.values())
+        follower.close()
+
+    def test_ignore_older_applies_after_the_first_start_too(self, tmp_path: Path) -> None:
+        """A rotated file that turns up later (copied back from an archive) and was last
+        written long ago is skipped as well."""
+        _write(tmp_path / "app.log", _lines("live", 2))
+        follower = _follower(tmp_path / "app.log", ignore_older="12h")
+        assert len(_read_all(follower)) == 2
+        _write(tmp_path / "app.log.2024-01-01", _lines("old", 5), days_ago=1)
+        _write(tmp_path / "app.log.2024-01-02", _lines("new", 5), days_ago=0.1)
+        assert _read_all(follower) == [f"new-{i:03d}" for i in range(5)]
+        follower.close()
+
+
+class TestCompressed:
+    def test_a_gzipped_copy_of_a_file_read_is_not_read_again(self, tmp_path: Path) -> None:
+        """logrotate's compress of a file already shipped: app.log.1.gz appears, then
+        app.log.1 goes away; nothing of it is shipped twice."""
+        live = tmp_path / "app.log"
+        live.write_text(_lines("first", 20))
+        follower = _follower(live)
+        assert len(_read_all(follower)) == 20
+        live.rename(tmp_path / "app.log.1")
+        live.write_text(_lines("second", 5))
+        assert len(_read_all(follower)) == 5
+        an_hour_ago = time.time() - 3600  # compressed a while after its last line
+        os.utime(tmp_path / "app.log.1", (an_hour_ago, an_hour_ago))
+        _gzip(tmp_path / "app.log.1", tmp_path / "app.log.1.gz")
+        assert _read_all(follower) == []
+        (tmp_path / "app.log.1").unlink()
+        assert _read_all(follower) == []
+        follower.close()
+
+    def test_compressed_while_stopped_goes_on_from_the_checkpoint(self, tmp_path: Path) -> None:
+        """Read halfway, stopped; the file is rotated and gzipped while stopped: after a
+        restart its rest is read from the gzipped file, by its decompressed offset."""
+        live = tmp_path / "app.log"
+        live.write_text(_lines("a", 10))
+        follower = _follower(live)
+        assert len(_read_all(follower)) == 10
+        for cursor in follower.cursors.values():
+            cursor.delivered(cursor.read_offset)
+        saved = follower.checkpoint()
+        follower.close()
+        with live.open("a") as f:
+            f.write(_lines("b", 5))  # written while stopped, before the rotation
+        _gzip(live, tmp_path / "app.log.1.gz")
+        live.unlink()
+        live.write_text(_lines("c", 3))
+        follower = _follower(live, saved)
+        expected = [f"b-{i:03d}" for i in range(5)] + [f"c-{i:03d}" for i in range(3)]
+        assert _read_all(follower) == expected
+        follower.close()
+
+    def test_a_gzip_file_still_being_written_waits_until_complete(self, tmp_path: Path) -> None:
+        """Half written, it is left alone (however old it looks); complete, it is read."""
+        data = gzip.compress(_lines("z", 50).encode())
+        _write(tmp_path / "app.log", "")
+        follower = _follower(tmp_path / "app.log")
+        _read_all(follower)
+        target = tmp_path / "app.log.1.gz"
+        target.write_bytes(data[: len(data) // 2])
+        assert _read_all(follower) == []
+        target.write_bytes(data[: len(data) // 2 + 10])
+        os.utime(target, (time.time() - 60, time.time() - 60))
+        assert _read_all(follower) == []
+        target.write_bytes(data)
+        assert _read_all(follower) == [], "read while it may still be being written"
+        os.utime(target, (time.time() - 60, time.time() - 60))  # gzip is done
+        assert _read_all(follower) == [f"z-{i:03d}" for i in range(50)]
+        follower.close()
+
+
+FS_CALLS = ("stat", "lstat", "listdir", "scandir", "open", "fstat", "pread", "read")
+
+
+@pytest.fixture
+def fs_calls(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """Count the filesystem calls the test's own thread makes (the watch's thread,
+    reading inotify, is not the reader's cost)."""
+    count = 0
+    me = threading.current_thread()
+
+    def counting(real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            nonlocal count
+            if threading.current_thread() is me:
+                count += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in FS_CALLS:
+        monkeypatch.setattr(os, name, counting(getattr(os, name)))
+
+    def calls() -> int:
+        return count
+
+    return calls
+
+
+class TestCostPerWrite:
+    def _cost_of_a_write(self, folder: Path, rotated: int, fs_calls: Callable[[], int]) -> int:
+        """Filesystem calls the reader makes for one write to the live file, with
+        ``rotated`` read rotated files beside it, the watcher saying what changed."""
+        folder.mkdir()
+        for day in range(rotated):
+            stamp = time.strftime("%Y-%m-%d", time.localtime(time.time() - (day + 1) * DAY))
+            _write(folder / f"app.log.{stamp}", _lines(f"r{day}", 2), days_ago=day + 1)
+        live = folder / "app.log"
+        live.write_text(_lines("live", 2))
+
+        async def measure() -> int:
+            watcher = Watcher(asyncio.get_running_loop())
+            wake = asyncio.Event()
+            watcher.add(folder, wake)
+            watcher.start()
+            follower = _follower(live, ignore_older="400d")
+            try:
+                assert len(_read_all(follower, watcher.take_changes(folder, wake))) == 2 * (
+                    rotated + 1
+                )
+                costs = []
+                for round_ in range(3):
+                    await asyncio.sleep(0.3)  # the watch is in place, earlier events are in
+                    wake.clear()
+                    watcher.take_changes(folder, wake)
+                    with live.open("a") as f:
+                        f.write(_lines(f"w{round_}", 1))
+                    await asyncio.wait_for(wake.wait(), 5)
+                    wake.clear()
+                    changed = watcher.take_changes(folder, wake)
+                    assert changed == {"app.log"}
+                    before = fs_calls()
+                    assert _read_all(follower, changed) == [f"w{round_}-000"]
+                    costs.append(fs_calls() - before)
+                return max(costs)
+            finally:
+                watcher.stop()
+                follower.close()
+
+        return asyncio.run(measure())
+
+    def test_a_write_costs_the_same_with_hundreds_of_rotated_files(
+        self, tmp_path: Path, fs_calls: Callable[[], int]
+    ) -> None:
+        alone = self._cost_of_a_write(tmp_path / "alone", 0, fs_calls)
+        crowded = self._cost_of_a_write(tmp_path / "crowded", 300, fs_calls)
+        assert 0 < alone <= 10
+        assert crowded == alone, f"{crowded} calls per write with 300 rotated files, {alone} alone"
+
+
+class TargetedFollowModel(FollowModel):
+    """The follow model's random write / rotate / copytruncate / truncate / delete /
+    restart sequences, with the follower told only the names that changed, as the
+    watcher tells it (each name whose entry appeared, went, or changed since the last
+    look).  Whatever a look at those names alone reads, a look at the whole folder
+    afterwards (the periodic rescan) must find nothing more to read: a write never
+    needs the rescan to be shipped, and never ships anything twice.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries = self._entries()
+        self.renamed: list[str] = []  # rotated by renaming, newest last
+        self.stale: dict[str, set[int]] = {}  # per file: lines stale writers added since a look
+
+    @precondition(lambda self: self.partial is None and LIVE in self.files)
+    @rule()
+    def rotate(self) -> None:
+        super().rotate()
+        self.renamed.append(f"{LIVE}.{date(2024, 1, 1) + timedelta(days=self.day):%Y%m%d}")
+
+    @precondition(lambda self: any(name in self.files for name in self.renamed))
+    @rule(count=st.integers(1, 5))
+    def stale_write(self, count: int) -> None:
+        """A worker that has not rolled over yet appends to the file last rotated away,
+        which may have been read to its end long ago."""
+        name = [name for name in self.renamed if name in self.files][-1]
+        text = ""
+        for _ in range(count):
+            n, line = self._new_line()
+            text += line
+            self.written.append(n)
+            self.files[name].append(n)
+            self.stale.setdefault(name, set()).add(n)
+        with open(self.dir / name, "a") as f:
+            f.write(text)
+
+    @precondition(lambda self: self.partial is None and self.files)
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        """As the model's; lines a stale writer added to the file since the follower's
+        last look go with it when the follower had closed the file (read to its end)."""
+        before = set(self.files)
+        super().delete(data)
+        (name,) = before - set(self.files)
+        self.excused.update(self.stale.pop(name, set()) - set(self.delivered))
+
+    def _entries(self) -> dict[str, tuple[int, int, int]]:
+        found = {}
+        for path in self.dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                found[path.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return found
+
+    def _changed(self) -> set[str]:
+        now = self._entries()
+        changed = {n for n in now.keys() | self.entries.keys() if now.get(n) != self.entries.get(n)}
+        self.entries = now
+        return changed
+
+    @rule(quiet=st.booleans())
+    def sync(self, quiet: bool) -> None:
+        follower = self.follower
+        self.stale.clear()  # this look sees what they wrote
+        changed: set[str] | None = self._changed()
+        for _ in range(1000):
+            progressed = False
+            cursors = follower.scan(changed)
+            changed = set()  # read since: nothing new to tell
+            self._deliver(follower.take_orphaned())
+            for cursor in cursors:
+                while (events := follower.read(cursor, 0)) is not None:
+                    progressed = True
+                    self._deliver([events])
+            if not progressed:
+                break
+        self.looked_at = set(self.files)
+        if not quiet:
+            return
+        for cursor in list(follower.active):
+            self._deliver([follower.flush_quiet(cursor, 0.0)])
+        before = len(self.delivered)
+        for cursor in follower.scan():  # the rescan
+            while (events := follower.read(cursor, 0)) is not None:
+                self._deliver([events])
+            self._deliver([follower.flush_quiet(cursor, 0.0)])
+        assert self.delivered[before:] == [], "only the rescan found these lines"
+        expected = sorted(n for n in self.written if n not in self.excused)
+        assert sorted(set(self.delivered) - self.excused) == expected, self._explain(expected)
+
+
+TargetedFollowModel.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=50, deadline=None
+)
+TestTargetedFollowModel = TargetedFollowModel.TestCase
