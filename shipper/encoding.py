@@ -56,10 +56,11 @@ class TextEncoding:
         orders = _ORDERED.get(self.name)
         if orders is None:
             return self
-        if fd is None:
-            head = b""
-        else:
-            head = os.pread(fd, 4, 0) if isinstance(fd, int) else fd.pread(4, 0)
+        head = b""
+        if isinstance(fd, int):
+            head = os.pread(fd, 4, 0)
+        elif fd is not None:
+            head = fd.pread(4, 0)
         for mark, name in orders:
             if head.startswith(mark):
                 return text_encoding(name)
