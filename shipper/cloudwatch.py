@@ -17,6 +17,10 @@ the operation's shape for every member of every event and then ``json.dumps`` th
 handlers on the client do it: one encodes the body before botocore builds the
 request and leaves it no events to walk, the other swaps the body into the built
 request; signing, headers, retries and error parsing stay botocore's.
+
+The User-Agent is made once per client (:func:`_user_agent`): botocore otherwise
+builds its own twice for every request, sanitizing some twenty components character
+by character, a sixth of a small PutLogEvents call's CPU.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import platform
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +44,7 @@ from aiobotocore.credentials import (
 from aiobotocore.session import AioSession, get_session
 from botocore.credentials import CredentialProvider
 
-from shipper import identity, telemetry
+from shipper import __version__, identity, telemetry
 from shipper.aws_data import shared_loader
 from shipper.cloudwatch_errors import (
     CloudWatchError,
@@ -124,6 +129,19 @@ def _swap_in_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> 
     body = context.pop(_BODY, None)
     if body is not None:
         params["body"] = body
+
+
+def _user_agent(session: AioSession) -> str:
+    """The User-Agent of every request: the shipper, then the SDK as botocore's legacy
+    form names it (botocore appends the session's ``botocore/VERSION``).
+
+    A fixed string set in the client's config, so botocore does not rebuild its own
+    for every request; it loses only botocore's per-request list of SDK features.
+    """
+    return (
+        f"shipper/{__version__} {session.user_agent_name}/{session.user_agent_version} "
+        f"Python/{platform.python_version()} {platform.system()}/{platform.release()}"
+    )
 
 
 @dataclass
@@ -247,15 +265,16 @@ class LogsClient:
     async def _open_handle(self) -> tuple[_Handle, bool]:
         """A new client, and whether the credential chain found credentials for it."""
         cfg = self.config
+        session = self._session()
         aio_config = AioConfig(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=min(cfg.request_timeout, 10.0),
             read_timeout=cfg.request_timeout,
             parameter_validation=False,
             max_pool_connections=32,
+            user_agent=_user_agent(session),
         )
         stack = contextlib.AsyncExitStack()
-        session = self._session()
         if cfg.role_arn is None:
             found = await session.get_credentials() is not None
         else:

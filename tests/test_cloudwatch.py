@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from shipper import cloudwatch
+from shipper import __version__, cloudwatch
 from shipper.cloudwatch import LogsClient
 from shipper.cloudwatch_errors import (
     DataAlreadyAccepted,
@@ -214,3 +215,49 @@ class TestFailedCalls:
 
         held = with_client(front, body)
         assert held < 100_000, f"{held:,} bytes of request bodies held after 5 failed tries"
+
+
+class TestRequests:
+    def test_every_call_names_the_shipper_and_is_signed(self, monkeypatch):
+        """The User-Agent, made once per client, names the shipper and its version on
+        every call (operators find the shipper's calls by it in proxy and endpoint
+        logs), and every call still carries its own SigV4 signature."""
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "signer")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "signer-secret")
+        seen: list[tuple[str, str, str]] = []
+
+        async def api(request: web.Request) -> web.Response:
+            await request.read()
+            headers = request.headers
+            seen.append((headers["User-Agent"], headers["Authorization"], headers["X-Amz-Date"]))
+            token = {"nextSequenceToken": str(len(seen))}
+            return web.json_response(token, content_type="application/x-amz-json-1.1")
+
+        async def run() -> None:
+            app = web.Application()
+            app.router.add_post("/", api)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            url = f"http://127.0.0.1:{port}"
+            client = LogsClient(CloudWatchConfig(region="us-east-1", endpoint_url=url))
+            await client.open()
+            try:
+                await client.put_events("g", "s", events("one"), None)
+                await asyncio.sleep(1.1)  # the next request is of another second
+                await client.put_events("g", "s", events("two", "three"), "1")
+            finally:
+                await client.close()
+                await runner.cleanup()
+
+        asyncio.run(run())
+        assert len(seen) == 2
+        for agent, authorization, _ in seen:
+            assert agent.startswith(f"shipper/{__version__} aiobotocore/")
+            assert "botocore/" in agent
+            assert authorization.startswith("AWS4-HMAC-SHA256 Credential=signer/")
+        (_, first, first_date), (_, second, second_date) = seen
+        assert first_date != second_date
+        assert first.rpartition("Signature=")[2] != second.rpartition("Signature=")[2]
