@@ -32,7 +32,19 @@ STREAM_PLACEHOLDERS = frozenset({"category", "hostname", "instance_id", "task_id
 
 # Masking detectors (each a key of `masking`) and the default key rules.
 MASK_DETECTORS = ("email", "ipv4", "ipv6", "phone", "card", "jwt", "bearer", "aws_key")
-DEFAULT_MASK_KEYS = ("password", "passwd", "token", "authorization", "secret", "cookie", "api_key")
+DEFAULT_MASK_KEYS = (
+    "password",
+    "passwd",
+    "token",
+    "authorization",
+    "secret",
+    "cookie",
+    "api_key",
+    "access_key",
+    "private_key",
+    "session_id",
+    "signature",
+)
 
 
 class ConfigError(Exception):
@@ -312,8 +324,9 @@ class MaskingConfig:
     keys: list[str] = field(
         default_factory=lambda: list(DEFAULT_MASK_KEYS),
         metadata=doc(
-            "Values under keys ending with these names (any case, - as _) are redacted "
-            "at any depth of a JSON message or the fields; [] turns this off."
+            "Values under keys ending with these names (any case; apiKey, api-key, "
+            "password1, password_confirm) are redacted wherever the text holds one: JSON "
+            "at any depth, key=value, headers, reprs, SQL; [] turns this off."
         ),
     )
     hash_key: str | None = field(

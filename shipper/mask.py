@@ -84,7 +84,7 @@ _DOMAIN = r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}+(?<!-)\.)+[A-Za-z]{2,63}+(?![A-Za-z
 EMAIL = re.compile(
     r"(?:(?:" + _AFTER_ESCAPE + r"|(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9!#$+^_~\\-]))"
     r"(?P<local>" + _LOCAL_CHAR + r"++(?:\." + _LOCAL_CHAR + r"++)*+)"
-    r"|\\?\"(?P<quoted>(?!\s*[,:\]}])(?:[^\"\\\r\n@%]|%(?!40)){1,64}+)\\?\")"
+    r"|(?P<q>(?<!\\)\\?)\"(?P<quoted>(?!\s*[,:\]}])(?:[^\"\\\r\n@%]|%(?!40)){1,64}+)(?P=q)\")"
     r"(?:@|%40)"
     r"(?P<domain>" + _DOMAIN + ")"
 )
@@ -265,6 +265,72 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     return "".join(pieces)
 
 
+# Words of a key's name: lower-case runs, capitalised words (camelCase), digits.
+_KEY_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# Words that may follow a key rule's name and still name the same secret
+# (password_confirm, new_password1, password_hash).
+_KEY_SUFFIXES = frozenset(
+    ("confirm", "confirmation", "again", "repeat", "old", "new", "current", "hash", "plain")
+)
+# Keys whose value runs on past spaces: an HTTP header's whole value.
+_HEADER_NAMES = ("authorization", "cookie")
+# Authorization schemes kept before a redacted credential ("Bearer <redacted>").
+_AUTH_SCHEMES = frozenset(
+    {
+        "basic",
+        "bearer",
+        "digest",
+        "token",
+        "negotiate",
+        "ntlm",
+        "apikey",
+        "dpop",
+        "hoba",
+        "aws4-hmac-sha256",
+        "hawk",
+        "mutual",
+        "oauth",
+        "jwt",
+    }
+)
+# Where an unquoted value (password=hunter2&next=/) ends.
+_VALUE_END = re.compile(r"[\s&,;\"'\\)}\]]|%2[6Cc0]")
+# Characters of a key's name.
+_KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+# Where a header's unquoted value ends: the end of the line, or, in JSON text, the end
+# of the string (an unescaped quote) or an escaped line break.
+_HEADER_END_RAW = re.compile(r"[\r\n]")
+_HEADER_END_JSON = re.compile(r'(?<!\\)(?:\\\\)*+(?:"|\\[rn])')
+
+
+def _after_scheme(text: str, start: int, end: int) -> int:
+    """Where an Authorization value's credentials start: after its scheme, if it has one."""
+    space = text.find(" ", start, end)
+    if space != -1 and text[start:space].lower() in _AUTH_SCHEMES:
+        return len(text) - len(text[space:].lstrip(" ")) if space < end else end
+    return start
+
+
+def key_words(name: str) -> list[str]:
+    """The words of a key's name, lower-cased: ``apiKey`` and ``API_KEY`` → api, key."""
+    return [word.lower() for word in _KEY_WORDS.findall(name)]
+
+
+def _closing(text: str, at: int, quote: str) -> int:
+    """Where the string opened by ``quote`` before ``at`` closes: the index of its
+    closing quote (with its backslash for ``\\"``), or -1."""
+    escaped = len(quote) - 1  # backslashes right before the closing quote
+    while True:
+        end = text.find(quote[-1], at)
+        if end == -1:
+            return -1
+        before = text[max(0, end - 9) : end]
+        slashes = len(before) - len(before.rstrip("\\"))
+        if slashes == 1 if escaped else slashes % 2 == 0:
+            return end - escaped
+        at = end + 1
+
+
 class _Detector:
     """One kind of data: where to look, how to find it, what to write instead."""
 
@@ -328,35 +394,38 @@ class Masker:
         for name, pattern, strategy, replacement in rules:
             self._detectors.append(self._rule(name, pattern, strategy, replacement))
         self.keys = tuple(k.lower().replace("-", "_") for k in keys)
-        self._key_text: re.Pattern[str] | None = None
-        # Whole names, as written with `_` or `-`: one is in any text a key rule applies to.
-        # (A part such as "api" of api_key would be found in nearly every URL.)
-        hints = sorted({v for k in self.keys for v in (k, k.replace("_", "-"))})
-        # A pattern that starts with a literal is found at the speed of str.find, while
-        # an alternation of different names is tried at every character: one search per
-        # group of names that share their first letters (password and passwd; the
-        # regex compiler moves the shared part out in front).
+        # Each name as its words run together (api_key: apikey): a key is sensitive when
+        # its own words, run together, end with one (see :meth:`sensitive`).
+        self._key_ends = tuple({"".join(key_words(k)) or k for k in self.keys})
+        self._sensitive: dict[str, bool] = {}
+        self._key_find: re.Pattern[str] | None = None
+        # A name as written (api_key, api-key, apiKey lower-cased: apikey), then the
+        # rest of the key, an optional closing quote, and ":", "=" or "%3D": one is in
+        # any text a key rule applies to.  A pattern that starts with a literal is found
+        # at the speed of str.find, while an alternation of different names is tried at
+        # every character: one search per group of names that share their first letters
+        # (password and passwd; the regex compiler moves the shared part out in front).
+        spelled = {form for k in self.keys for form in (k, k.replace("_", "-"), k.replace("_", ""))}
+        after = r"[\w.-]*(?P<close>\\{0,2}[\"'])?[ \t]*(?P<sep>[:=]|%3[dD])[ \t]*"
         self._key_mentions = [
-            re.compile(f"(?:{'|'.join(map(re.escape, group))}){_AFTER_KEY}")
-            for _, group in itertools.groupby(hints, key=lambda hint: hint[:3])
+            re.compile(f"(?:{'|'.join(map(re.escape, group))}){after}")
+            for _, group in itertools.groupby(sorted(spelled), key=lambda name: name[:3])
         ]
-        if self.keys:
-            words = "|".join(re.escape(k).replace("_", "[_-]") for k in self.keys)
-            # A key starts where a word starts, so the regex is not tried at every character.
-            self._key_text = re.compile(
-                rf"(?P<key>(?<![\w.-])\"?[\w.-]*(?:{words})\"?\s*[:=]\s*)"
-                r"(?P<value>\"(?:[^\"\\]|\\.)*\"|[^\s,;&\"{}\[\]]+)",
-                re.IGNORECASE,
-            )
+        if spelled:
+            names = "|".join(map(re.escape, sorted(spelled, key=len, reverse=True)))
+            self._key_find = re.compile(f"(?:{names}){after}", re.IGNORECASE)
 
     @property
     def enabled(self) -> bool:
-        return bool(self._detectors)
+        return bool(self._detectors) or self._key_find is not None
 
     # ------------------------------------------------------------------ text
 
     def mask(self, text: str) -> str:
-        """The text with every match of every detector and rule masked."""
+        """The text with its key rules' values redacted, then every match of every
+        detector and rule masked."""
+        if self._key_find is not None:
+            text = self.redact_key_text(text)
         return _apply(self._detectors, text)
 
     def mask_lines(self, text: str) -> list[str]:
@@ -368,6 +437,8 @@ class Masker:
         line is masked exactly as on its own, and the cost per line of looking is gone.
         """
         detectors = self._detectors
+        if self._key_find is not None:
+            text = self.redact_key_text(text)  # no key's value runs past its line
         if detectors and detectors[0].name == "email":
             text = detectors[0].sub(text)
             detectors = detectors[1:]
@@ -378,7 +449,7 @@ class Masker:
     def mask_all(self, texts: list[str]) -> list[str]:
         """``[mask(text) for text in texts]``: as lines (:meth:`mask_lines`) when no text
         holds a newline."""
-        if not self._detectors:
+        if not self._detectors and self._key_find is None:
             return texts
         joined = "\n".join(texts)
         if joined.count("\n") != len(texts) - 1:
@@ -395,9 +466,9 @@ class Masker:
     def mentions_key(self, text: str) -> bool:
         """Whether ``text`` may hold a value under a key rule (a cheap pre-check).
 
-        A key rule's key ends with one of the names and is followed by ``:`` or ``=``
-        (after an optional quote and spaces), so a name found elsewhere (``"token
-        expired"``) does not send the text through the costly key regex.
+        A key rule's key holds one of the names and is followed by ``:``, ``=`` or
+        ``%3D`` (after an optional quote and spaces), so a name found elsewhere
+        (``"token expired"``) does not send the text through the key rules.
         """
         if not self._key_mentions:
             return False
@@ -405,7 +476,20 @@ class Masker:
         return any(mention.search(lower) is not None for mention in self._key_mentions)
 
     def sensitive(self, key: str) -> bool:
-        return key.lower().replace("-", "_").endswith(self.keys)
+        """Whether values under ``key`` are redacted: its words run together (digits and
+        a suffix such as ``confirm`` left out) end with a key rule's name, so
+        ``password``, ``apiKey``, ``X-Api-Key``, ``password1``, ``password_confirm``,
+        ``csrftoken`` and ``AWS_SECRET_ACCESS_KEY`` (with ``access_key``) are, and
+        ``token_count`` is not."""
+        known = self._sensitive.get(key)
+        if known is None:
+            words = key_words(key)
+            while words and (words[-1].isdigit() or words[-1] in _KEY_SUFFIXES):
+                words.pop()
+            known = "".join(words).endswith(self._key_ends) if words else False
+            if len(self._sensitive) < 4096:
+                self._sensitive[key] = known
+        return known
 
     def redact_keys(self, value: Any) -> None:
         """Redact, in place, values under sensitive keys in dicts and lists at any depth."""
@@ -421,19 +505,87 @@ class Masker:
                     self.redact_keys(item)
 
     def redact_key_text(self, text: str) -> str:
-        """Raw text with ``"key": value`` and ``key=value`` values of sensitive keys redacted."""
-        if self._key_text is None or not self.mentions_key(text):
+        """``text`` with the value after each sensitive key redacted, wherever the text
+        holds one: ``"key": value`` (JSON, JSON inside a JSON string), ``key=value``
+        (free text, form bodies, query strings, ``%3D``), ``'key': 'value'`` and
+        ``key='value'`` (Python reprs, SQL), ``Key: value`` (headers: the whole value,
+        an Authorization scheme kept).  A JSON value that is not a string becomes the
+        string ``"<redacted>"``, so JSON text stays JSON."""
+        find = self._key_find
+        if find is None or not self.mentions_key(text):
             return text
-        return self._key_text.sub(self._redact_pair, text)
+        pieces = []
+        done = 0
+        for found in find.finditer(text):
+            begin = found.start()
+            if begin < done:
+                continue
+            # The key is the run of name characters around the name found.
+            head = text[max(done, begin - 64) : begin]
+            key_start = begin - (len(head) - len(head.rstrip(_KEY_CHARS)))
+            close = found["close"] or ""
+            key = text[key_start : found.end("close") - len(close) if close else found.start("sep")]
+            if not self.sensitive(key.strip()):
+                continue
+            span = self._value_span(text, found.end(), key, close)
+            if span is None:
+                continue
+            value_start, value_end, written = span
+            pieces.append(text[done:value_start])
+            pieces.append(written)
+            done = value_end
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
 
-    def _redact_pair(self, match: re.Match[str]) -> str:
-        key = match.group("key")
-        name = key.strip().rstrip(":=").strip().strip('"')
-        if not self.sensitive(name):
-            return match.group(0)
-        # In JSON ("key": 1234) the value becomes a string, so the text stays valid JSON.
-        json_like = key.startswith('"') or match.group("value").startswith('"')
-        return key + (f'"{REDACTED}"' if json_like else REDACTED)
+    def _value_span(self, text: str, at: int, key: str, close: str) -> tuple[int, int, str] | None:
+        """(start, end, replacement) of the value that starts at ``at``; None when there
+        is nothing to redact (already redacted, empty, an object)."""
+        if text.startswith(REDACTED, at):
+            return None
+        header = key.lower().replace("-", "_").endswith(_HEADER_NAMES)
+        for quote in ('\\"', '"', "'"):
+            if text.startswith(quote, at):
+                end = _closing(text, at + len(quote), quote)
+                if end == -1:
+                    break  # no closing quote: read it as an unquoted value
+                start = at + len(quote)
+                if header:
+                    start = _after_scheme(text, start, end)
+                if start == end or text.startswith(REDACTED, start):
+                    return None
+                return start, end, REDACTED
+        char = text[at : at + 1]
+        if char == "{" or not char:
+            return None  # an object: redacted on the structure (JSON output)
+        if char == "[":  # a list (Django's QueryDict: 'password': ['hunter2'])
+            end = text.find("]", at)
+            if end == -1 or end == at + 1:
+                return None
+            inner = text[at + 1 : end].lstrip()
+            quote = next((q for q in ('\\"', '"', "'") if inner.startswith(q)), close)
+            written = quote + REDACTED + quote
+            return None if text[at + 1 : end] == written else (at + 1, end, written)
+        if header:
+            line_start = text.rfind("\n", 0, at) + 1
+            ends = _HEADER_END_JSON if text.startswith("{", line_start) else _HEADER_END_RAW
+            stop = ends.search(text, at)
+            end = stop.start() if stop else len(text)
+            if stop and ends is _HEADER_END_JSON:
+                end = stop.end() - (1 if stop.group().endswith('"') else 2)
+            end = len(text[at:end].rstrip()) + at
+            start = _after_scheme(text, at, end)
+            if start >= end or text.startswith(REDACTED, start):
+                return None
+            return start, end, REDACTED
+        stop = _VALUE_END.search(text, at)
+        end = stop.start() if stop else len(text)
+        if end == at:
+            return None
+        # A JSON key with a value that is no string ("pin": 1234): a string is written.
+        written = close + REDACTED + close if close in ('"', '\\"') else REDACTED
+        return at, end, written
 
     # ------------------------------------------------------------------ builders
 

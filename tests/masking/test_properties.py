@@ -213,12 +213,17 @@ class TestSearchNearEachAt:
 
 
 def _mentions_by_hand(text: str, names: tuple[str, ...]) -> bool:
-    """A key rule's name (``_`` or ``-``), any case, then an optional quote, spaces and
-    ``:`` or ``=``: what the pre-check must find."""
+    """A key rule's name (``_``, ``-`` or nothing between its words), any case, the
+    rest of a key, an optional quote, spaces and ``:``, ``=`` or ``%3D``: what the
+    pre-check must find."""
     lower = text.lower()
-    spellings = {spelled for name in names for spelled in (name, name.replace("_", "-"))}
+    spellings = {
+        spelled
+        for name in names
+        for spelled in (name, name.replace("_", "-"), name.replace("_", ""))
+    }
     return any(
-        re.match(r'"?\s*[:=]', lower[at + len(spelled) :])
+        re.match(r"[\w.-]*(?:\\{0,2}[\"'])?[ \t]*(?:[:=]|%3d)", lower[at + len(spelled) :])
         for spelled in spellings
         for at in range(len(lower))
         if lower.startswith(spelled, at)
@@ -238,6 +243,6 @@ class TestKeyRulePreCheck:
     @given(st.lists(_key_fragment, max_size=12).map("".join))
     def test_finds_exactly_the_names_before_a_colon_or_equals(self, text: str) -> None:
         """``Masker.mentions_key`` (one search per group of names sharing their first
-        letters) says yes exactly when a name stands before ``:`` or ``=``."""
+        letters) says yes exactly when a key holding a name stands before ``:`` or ``=``."""
         masker = Masker("off", keys=_KEY_NAMES)
         assert masker.mentions_key(text) == _mentions_by_hand(text, _KEY_NAMES)

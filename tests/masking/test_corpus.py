@@ -1,0 +1,178 @@
+"""Masking on the lines real Python apps write, family by family (issue 19; SPEC §3.4).
+
+Each class holds one family of places a secret hides.  Inputs are made by the
+libraries that write them in production where one exists (the logging module and
+its tracebacks, ``json.dumps`` with and without ``ensure_ascii``,
+``urllib.parse.urlencode``, requests' header dict); each is rendered through the
+real parser and renderer, in JSON output (the default) and raw output, and every
+JSON event must still parse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.parse
+
+import pytest
+from requests.structures import CaseInsensitiveDict
+
+from shipper.config import MaskingConfig
+from shipper.mask import Masker, masker_for
+from tests.masking.test_render import APP_FORMAT, render
+from tests.support.logging_output import write_logs
+
+DEFAULTS = masker_for(MaskingConfig(), env={})
+
+
+def shipped(message: str, masker: Masker = DEFAULTS) -> tuple[str, str]:
+    """(JSON event, raw event) of one app line logged with ``message``; the JSON
+    event parses."""
+    written = write_logs(logging.Formatter(APP_FORMAT), lambda log: log.warning(message))
+    (as_json,) = render(written.lines, APP_FORMAT, masker)
+    json.loads(as_json)
+    (raw,) = render(written.lines, APP_FORMAT, masker, output="raw")
+    return as_json, raw
+
+
+def assert_gone(secret: str, *texts: str) -> None:
+    for text in texts:
+        assert secret not in text
+        assert urllib.parse.unquote(text).find(secret) == -1
+
+
+class TestNeverCorruptAnEvent:
+    """Masking keeps every JSON event valid JSON and every raw event intact apart
+    from the masked spans."""
+
+    @pytest.mark.parametrize(
+        "message",
+        [
+            'kima,"@example.com',
+            'a:x y"@example.com]}"',
+            '"@example.com" is no address',
+            'a,"@example.comx y@example.com',
+        ],
+    )
+    def test_a_quote_before_an_at_sign_never_opens_a_local_part(self, message: str) -> None:
+        """The quoted-local-part form needs the same quote on both sides: the JSON
+        string's own quote is never taken for one."""
+        as_json, _ = shipped(message)
+        assert json.loads(as_json)["message"].startswith(message.split('"')[0])
+
+    def test_raw_json_lines_keep_their_quotes(self) -> None:
+        """A query string inside a raw JSON line loses only the value."""
+        line = json.dumps({"url": "/cb?token=abc123&uid=42", "token": "abc123", "pin": 1234})
+        masker = masker_for(MaskingConfig(keys=["token", "pin"]), env={})
+        (raw,) = render([line], "json", masker, output="raw")
+        assert json.loads(raw) == {
+            "url": "/cb?token=<redacted>&uid=42",
+            "token": "<redacted>",
+            "pin": "<redacted>",
+        }
+
+
+# Where key rules' values are written by real code: (message, secret).
+_KEY_TEXT = [
+    ("login failed password=hunter2 user=kim", "hunter2"),
+    (urllib.parse.urlencode({"user": "kim", "password": "hunter2", "next": "/"}), "hunter2"),
+    (
+        "GET /api/login?" + urllib.parse.urlencode({"access_token": "ya29.a0AfH6", "page": 2}),
+        "ya29.a0AfH6",
+    ),
+    ("X-Api-Key: 9f8e7d6c5b4a", "9f8e7d6c5b4a"),
+    ("Cookie: sessionid=k2j3h4g5f6; csrftoken=zz99", "k2j3h4g5f6"),
+    ("Cookie: sessionid=k2j3h4g5f6; csrftoken=zz99", "zz99"),
+    ("UPDATE auth_user SET password = 'pbkdf2_sha256$600000$abc' WHERE id = 3", "pbkdf2"),
+    (repr({"username": "kim", "password": "hunter2"}), "hunter2"),
+    ("payload: " + repr({"user": {"api_key": "k-123456"}}), "k-123456"),
+    ("User(name='kim', password='hunter2')", "hunter2"),
+    ("<QueryDict: {'username': ['kim'], 'password': ['hunter2']}>", "hunter2"),
+    ("body=" + json.dumps({"password": "hunter2", "pin": 1}), "hunter2"),
+    ("headers " + repr(CaseInsensitiveDict({"X-Api-Key": "9f8e7d6c5b4a"})), "9f8e7d6c5b4a"),
+    ("apiKey=abc123 password1=pw1 password_confirm=pw2", "abc123"),
+    ("apiKey=abc123 password1=pw1 password_confirm=pw2", "pw1"),
+    ("apiKey=abc123 password1=pw1 password_confirm=pw2", "pw2"),
+    ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENG", "wJalrXUtnFEMIK7MDENG"),
+    ("redirect to /cb%3Ftoken%3Dabc123%26state%3D1", "abc123"),
+]
+
+
+class TestKeyRulesEverywhere:
+    """Family 1: one set of key rules for both outputs and every place text appears."""
+
+    @pytest.mark.parametrize(("message", "secret"), _KEY_TEXT)
+    def test_the_value_is_gone_from_both_outputs(self, message: str, secret: str) -> None:
+        assert_gone(secret, *shipped(message))
+
+    def test_what_surrounds_the_value_is_kept(self) -> None:
+        as_json, raw = shipped(urllib.parse.urlencode({"user": "kim", "password": "x", "n": 2}))
+        assert json.loads(as_json)["message"] == "user=kim&password=<redacted>&n=2"
+        assert raw.endswith(" user=kim&password=<redacted>&n=2")
+
+    def test_reprs_keep_their_quotes(self) -> None:
+        as_json, _ = shipped(repr({"password": "hunter2", "n": 1}))
+        assert json.loads(as_json)["message"] == "{'password': '<redacted>', 'n': 1}"
+
+    def test_keys_that_only_contain_a_name_are_kept(self) -> None:
+        """token_count and max_tokens count things; they are no secrets."""
+        as_json, _ = shipped("token_count=3 max_tokens=100")
+        assert json.loads(as_json)["message"] == "token_count=3 max_tokens=100"
+
+    def test_a_key_named_in_camel_case_with_digits_or_a_suffix(self) -> None:
+        masker = DEFAULTS
+        for key in ("apiKey", "password1", "password_confirm", "AWS_SECRET_ACCESS_KEY"):
+            assert masker.sensitive(key), key
+        for key in ("token_count", "tokens_used", "secretary", "AWS_ACCESS_KEY_ID"):
+            assert not masker.sensitive(key), key
+
+
+# Authorization headers as clients send them: (header value, what must not survive).
+_AUTHORIZATION = [
+    ("Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", "9944b09199c62bcf"),
+    ("Basic a2ltOnNlY3JldA==", "a2ltOnNlY3JldA"),
+    ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "eyJzdWIiOiIxIn0"),
+    (
+        'Digest username="kim", realm="api", nonce="dcd98b7102dd2f0e", '
+        'response="6629fae49393a05397450978507c4ef1"',
+        "6629fae49393a05397450978507c4ef1",
+    ),
+    (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/eu-west-1/logs/"
+        "aws4_request, SignedHeaders=host;x-amz-date, "
+        "Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024",
+        "fe5f80f77d5fa3beca038a248ff027d0",
+    ),
+]
+
+
+class TestAuthorizationOfEveryScheme:
+    """Family 2: the whole credential goes, whatever the scheme; the scheme stays."""
+
+    @pytest.mark.parametrize(("value", "secret"), _AUTHORIZATION)
+    @pytest.mark.parametrize(
+        "written",
+        [
+            lambda v: f"Authorization: {v}",
+            lambda v: "request headers " + repr({"Authorization": v}),
+            lambda v: "headers " + repr(CaseInsensitiveDict({"authorization": v, "Accept": "*/*"})),
+            lambda v: "sent " + json.dumps({"headers": {"Authorization": v}}),
+        ],
+        ids=["header line", "dict repr", "requests headers", "JSON"],
+    )
+    def test_the_credential_is_gone(self, value: str, secret: str, written) -> None:
+        as_json, raw = shipped(written(value))
+        assert_gone(secret, as_json, raw)
+        scheme = value.split(" ", 1)[0]
+        assert f"{scheme} <redacted>" in json.loads(as_json)["message"]
+
+    @pytest.mark.parametrize("strategy", ["partial", "redact", "hash"])
+    def test_with_the_bearer_detector_on(self, strategy: str) -> None:
+        """The key rule keeps `Bearer`, and a bearer token outside a header is still
+        the bearer detector's."""
+        config = MaskingConfig(bearer=strategy, hash_key="k")  # type: ignore[arg-type]
+        masker = masker_for(config, env={})
+        as_json, _ = shipped("Authorization: Bearer abcdefghijklmnop1234", masker)
+        assert json.loads(as_json)["message"] == "Authorization: Bearer <redacted>"
+        as_json, _ = shipped("retrying with Bearer abcdefghijklmnop1234", masker)
+        assert "abcdefghijklmnop1234" not in as_json
