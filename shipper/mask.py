@@ -117,6 +117,8 @@ PHONE = re.compile(
     r"|(?<=\()\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"  # (555) 123-4567
     r"|(?<=0)[1-9]\d?[ .-]\d{3,4}[ .-]\d{4}"  # 010-1234-5678 (00 is no area code)
     r"|(?<=\d)\d{2}[.-]\d{3}[.-]\d{4}"  # 555-123-4567
+    r"|(?<=0)1[016-9]\d{7,8}"  # 01012345678 (Korean mobile)
+    r"|(?<=1)[3-9]\d(?:\d{8}|[ -]\d{4}[ -]\d{4})"  # 13812345678, 139-1234-5678 (China)
     r")(?![\w*])"
 )
 # Card numbers as written: contiguous, in groups of four, or Amex's 4-6-5.
@@ -134,6 +136,27 @@ BEARER = re.compile(
 )
 AWS_KEY = re.compile(
     r"A(?<![A-Z0-9]A)(?:KI|SI|ID|RO|GP|NP|NV|IP|PK|BI|CC|SC)A[A-Z0-9]{16}(?![A-Z0-9])"
+)
+
+# Korean resident registration numbers: YYMMDD-GXXXXXX, found at the hyphen (a literal
+# is searched for at str.find's speed) with the birth date just before it, which must
+# be a real day.
+RRN = re.compile(r"-(?<=(?<![\w-])\d{6}-)[0-9]\d{6}(?![\w-])")
+# Chinese resident identity numbers: region, YYYYMMDD, sequence, a MOD 11-2 check
+# character (X for 10).  Found by their 17 digits; the check and the date confirm.
+CN_ID = re.compile(
+    _starting("[1-9]", r"[\w-]") + r"\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])"
+    r"(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\w-])"
+)
+# A password in a connection URL: scheme://user:password@host.
+URL_PASSWORD = re.compile(r"://(?P<user>[^:/@\s\"\\]*):(?P<password>[^@/\s\"\\]+)@(?=[\w\[])")
+# A PEM private key block, to its END line (or, cut off, to the end of the text or
+# JSON string); or the lines of one that end with its END line (the BEGIN line was a
+# record's message, the rest its continuation lines: another JSON field).
+PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?P<kind>[A-Z0-9 ]*)PRIVATE KEY-----"
+    r"(?:[^\"\-]|-(?!----END))*+(?P<end>-----END (?P=kind)PRIVATE KEY-----)?"
+    r"|(?:[A-Za-z0-9+/=]++(?:\\r)?+(?:\\n|\r?\n))++-----END (?P<tail>[A-Z0-9 ]*)PRIVATE KEY-----"
 )
 
 
@@ -203,6 +226,12 @@ def _run_start(text: str, at: int, done: int) -> int:
     return start
 
 
+def _scp_remote(text: str, end: int) -> bool:
+    """Whether the address-like text ending at ``end`` is an scp-style remote
+    (``git@github.com:org/repo.git``): a path follows a colon right after it."""
+    return text[end : end + 1] == ":" and text[end + 1 : end + 2].isalpha()
+
+
 def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     """``EMAIL.sub``, each address written by ``write(local part, domain)``, but searching
     only near each ``@`` / ``%40``.
@@ -223,6 +252,8 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     # A "%" test first: the search for "@" alone runs several times faster.
     for found in (_AT_OR_PERCENT_DOMAIN if percent else _AT_DOMAIN).finditer(text):
         at = found.start()
+        if _scp_remote(text, found.end()):
+            continue  # git@github.com:org/repo.git is a remote, not an address
         # The usual address: its local part is the run of local-part characters before
         # the "@" (rstrip finds where it starts, in C), shorter than 64 characters,
         # after one that cannot continue it nor start a JSON escape.
@@ -346,6 +377,12 @@ class _Detector:
         self.sub = sub  # the text with every match rewritten
         self.hints = hints  # substrings one of which every match contains; () = always look
 
+    @property
+    def within_lines(self) -> bool:
+        """Whether no match can span or touch a newline (so the detector may run over
+        many one-line texts at once)."""
+        return self.name in _WITHIN_LINES
+
 
 def _regex_detector(
     name: str, regex: re.Pattern[str], replace: Replace, hints: tuple[str, ...] = ()
@@ -432,15 +469,16 @@ class Masker:
         """The lines of ``text`` (each ended by a newline), each masked as :meth:`mask`
         masks it alone.
 
-        When e-mail is the first detector (none of bearer, jwt and aws_key is on), it runs
-        over the whole text at once: no address can span or touch a newline, so each
-        line is masked exactly as on its own, and the cost per line of looking is gone.
+        The key rules and the detectors at the front whose matches cannot span or touch
+        a newline (url_password, e-mail: while none of bearer, jwt and aws_key is on) run
+        over the whole text at once: each line is masked exactly as on its own, and the
+        cost per line of looking is gone.
         """
         detectors = self._detectors
         if self._key_find is not None:
             text = self.redact_key_text(text)  # no key's value runs past its line
-        if detectors and detectors[0].name == "email":
-            text = detectors[0].sub(text)
+        while detectors and detectors[0].within_lines:
+            text = _apply(detectors[:1], text)
             detectors = detectors[1:]
         lines = text.split("\n")
         lines.pop()  # the empty text after the last newline
@@ -691,12 +729,104 @@ def _bearer(masker: Masker, strategy: Strategy) -> _Detector:
     return _regex_detector("bearer", BEARER, replace, ("earer", "EARER"))
 
 
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _real_day(month: int, day: int) -> bool:
+    return 1 <= month <= 12 and 1 <= day <= _MONTH_DAYS[month - 1]
+
+
+def _rrn(masker: Masker, strategy: Strategy) -> _Detector:
+    """Korean resident registration numbers; ``partial`` keeps the birth date and the
+    digit after the hyphen (900101-1******), as Korean services print them."""
+
+    def sub(text: str) -> str:
+        pieces: list[str] = []
+        done = 0
+        for found in RRN.finditer(text):
+            start = found.start() - 6
+            if start < done or not _real_day(
+                int(text[start + 2 : start + 4]), int(text[start + 4 : start + 6])
+            ):
+                continue
+            number = text[start : found.end()]
+            if strategy == "partial":
+                written = number[:8] + "******"
+            elif strategy == "redact":
+                written = "<rrn>"
+            else:
+                written = masker.digest("rrn", number)
+            pieces += (text[done:start], written)
+            done = found.end()
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
+
+    return _Detector("rrn", sub, ("-",))
+
+
+_CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def _is_cn_id(text: str) -> bool:
+    total = sum(int(digit) * weight for digit, weight in zip(text, _CN_WEIGHTS, strict=False))
+    return "10X98765432"[total % 11] == text[17].upper() and _real_day(
+        int(text[10:12]), int(text[12:14])
+    )
+
+
+def _partial_cn_id(text: str) -> str:
+    """Region kept, birth date and sequence hidden, the last four kept."""
+    return text[:6] + "*" * 8 + text[14:]
+
+
+def _url_password(masker: Masker, strategy: Strategy) -> _Detector:
+    def replace(match: re.Match[str]) -> str:
+        password = match.group("password")
+        if strategy == "partial":
+            written = "***"
+        elif strategy == "redact":
+            written = "<url_password>"
+        else:
+            written = masker.digest("url_password", password)
+        return f"://{match.group('user')}:{written}@"
+
+    return _regex_detector("url_password", URL_PASSWORD, replace, ("://",))
+
+
+def _private_key(masker: Masker, strategy: Strategy) -> _Detector:
+    def replace(match: re.Match[str]) -> str:
+        found = match.group(0)
+        if "<private_key" in found:
+            return found  # masked already
+        body = masker.digest("private_key", found) if strategy == "hash" else "<private_key>"
+        tail = match.group("tail")
+        if tail is not None:
+            return f"{body}-----END {tail}PRIVATE KEY-----"
+        kind = match.group("kind")
+        end = match.group("end") or ""
+        return f"-----BEGIN {kind}PRIVATE KEY-----{body}{end}"
+
+    return _regex_detector("private_key", PRIVATE_KEY, replace, ("PRIVATE KEY-----",))
+
+
+# Detectors whose matches never span or touch a newline.
+_WITHIN_LINES = frozenset({"email", "url_password"})
+
 _BUILDERS: dict[str, Callable[[Masker, Strategy], _Detector]] = {
+    # Before e-mail: in postgres://app:secret@db.example.com "secret@db…" is no address.
+    "url_password": _url_password,
     # Bearer before jwt: "Bearer eyJ…" is masked as the bearer token it is.
     "bearer": _bearer,
     "jwt": lambda m, s: m._simple("jwt", JWT, s, _partial_jwt, ("eyJ",)),
     "aws_key": lambda m, s: m._simple("aws_key", AWS_KEY, s, _partial_aws),
     "email": lambda m, s: m._email(s),
+    # A key's body holds no "@": after e-mail, which may then run over many lines at once.
+    "private_key": _private_key,
+    # Before card and phone, which could read part of an ID number.
+    "cn_id": lambda m, s: m._simple("cn_id", CN_ID, s, _partial_cn_id, (), _is_cn_id),
+    "rrn": _rrn,
     "card": lambda m, s: m._simple("card", CARD, s, lambda t: _star_digits(t, 4), (), _is_card),
     "phone": lambda m, s: m._simple("phone", PHONE, s, lambda t: _star_digits(t, 2)),
     "ipv6": lambda m, s: m._simple("ipv6", IPV6, s, _ipv6_prefix, (":",), _is_ipv6),

@@ -176,3 +176,92 @@ class TestAuthorizationOfEveryScheme:
         assert json.loads(as_json)["message"] == "Authorization: Bearer <redacted>"
         as_json, _ = shipped("retrying with Bearer abcdefghijklmnop1234", masker)
         assert "abcdefghijklmnop1234" not in as_json
+
+
+def _cn_id(body: str) -> str:
+    """An 18-character Chinese ID number: 17 digits and their MOD 11-2 check."""
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+
+
+class TestNewDetectors:
+    """Family 8: identifiers PIPA and PIPL name, and secrets with a shape of their own."""
+
+    def test_korean_resident_numbers_on_by_default(self) -> None:
+        as_json, raw = shipped("본인확인 실패 주민번호=900101-1234567 이름=홍길동")
+        assert "900101-1******" in json.loads(as_json)["message"]
+        assert_gone("1234567", as_json, raw)
+
+    @pytest.mark.parametrize("number", ["901301-1234567", "900230-1234567", "12900101-1234567"])
+    def test_a_number_that_is_no_date_is_kept(self, number: str) -> None:
+        as_json, _ = shipped(f"order {number}")
+        assert number in as_json
+
+    def test_chinese_id_numbers_on_by_default(self) -> None:
+        number = _cn_id("11010519491231002")
+        as_json, raw = shipped(f"实名认证 身份证号:{number} 通过")
+        assert f"110105********{number[-4:]}" in json.loads(as_json)["message"]
+        assert_gone(number, as_json, raw)
+        assert_gone("19491231", as_json, raw)
+
+    def test_a_failed_check_is_kept(self) -> None:
+        number = _cn_id("11010519491231002")
+        wrong = number[:-1] + ("0" if number[-1] != "0" else "1")
+        as_json, _ = shipped(f"trace {wrong}")
+        assert wrong in as_json
+
+    @pytest.mark.parametrize("strategy", ["redact", "hash", "off"])
+    def test_each_is_a_strategy(self, strategy: str) -> None:
+        config = MaskingConfig(rrn=strategy, cn_id=strategy, hash_key="k")  # type: ignore[arg-type]
+        masker = masker_for(config, env={})
+        number = _cn_id("44030619900307123")
+        as_json, _ = shipped(f"ids 900101-1234567 {number}", masker)
+        assert ("900101-1234567" in as_json) == (strategy == "off")
+        assert (number in as_json) == (strategy == "off")
+
+    @pytest.mark.parametrize(
+        "number",
+        ["01012345678", "010-1234-5678", "13812345678", "139-1234-5678", "+86 138 1234 5678"],
+    )
+    def test_mobile_numbers_without_separators(self, number: str) -> None:
+        masker = masker_for(MaskingConfig(phone="partial"), env={})
+        as_json, raw = shipped(f"sms sent to {number}.", masker)
+        assert_gone(number, as_json, raw)
+        assert number[-2:] in as_json
+
+    def test_timestamps_and_order_ids_are_no_mobile_numbers(self) -> None:
+        masker = masker_for(MaskingConfig(phone="partial"), env={})
+        as_json, _ = shipped("at 1712345678901 order 2024010112345", masker)
+        assert "1712345678901" in as_json
+        assert "2024010112345" in as_json
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "postgres://app:s3cr3t-pw@db.internal:5432/app",
+            "postgresql+psycopg://app:s3cr3t-pw@10.0.0.5/app",
+            "redis://:s3cr3t-pw@cache.example.com:6379/0",
+            "amqp://guest:s3cr3t-pw@rabbit/%2F",
+        ],
+    )
+    def test_passwords_in_connection_urls(self, url: str) -> None:
+        as_json, raw = shipped(f"connecting to {url} failed")
+        assert_gone("s3cr3t-pw", as_json, raw)
+        host = url.split("@", 1)[1]
+        assert host in json.loads(as_json)["message"]  # the host is no address
+
+    def test_pem_private_key_blocks(self) -> None:
+        pem = (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7bq98\nq+/Zm4xR0=\n"
+            "-----END RSA PRIVATE KEY-----"
+        )
+        for message in (f"loaded key {pem}", "loaded " + json.dumps({"key": pem})):
+            as_json, raw = shipped(message)
+            assert_gone("MIIEpAIBAAKCAQEA7bq98", as_json, raw)
+            assert "-----BEGIN RSA PRIVATE KEY-----<private_key>" in json.loads(as_json)["message"]
+
+    def test_remotes_and_versions_are_no_addresses(self) -> None:
+        """Over-masking avoided where cheap: scp-style remotes, pinned requirements."""
+        as_json, _ = shipped("clone git@github.com:org/repo.git with requests@2.31.0")
+        assert "git@github.com:org/repo.git" in as_json
+        assert "requests@2.31.0" in as_json
