@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 import urllib.parse
 
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from shipper.config import MaskingConfig
+from shipper.config import MASK_DETECTORS, MaskingConfig
 from shipper.mask import Masker, masker_for
 from tests.masking.test_render import APP_FORMAT, render
 from tests.support.logging_output import write_logs
@@ -265,3 +266,82 @@ class TestNewDetectors:
         as_json, _ = shipped("clone git@github.com:org/repo.git with requests@2.31.0")
         assert "git@github.com:org/repo.git" in as_json
         assert "requests@2.31.0" in as_json
+
+
+class _LocalsFormatter(logging.Formatter):
+    """A formatter that writes each frame's locals, as traceback's capture_locals does
+    (and as Django's and Sentry's debug tooling print them)."""
+
+    def formatException(self, ei) -> str:
+        exc = ei[1]
+        assert exc is not None
+        lines = traceback.TracebackException.from_exception(exc, capture_locals=True).format()
+        return "".join(lines).rstrip("\n")
+
+
+EVERY_DETECTOR = masker_for(
+    MaskingConfig(**dict.fromkeys(MASK_DETECTORS, "partial")),  # type: ignore[arg-type]
+    env={},
+)
+# What a frame's locals held, with what must not survive of each.
+_LOCALS = {
+    "password": ("hunter2-pw", "hunter2-pw"),
+    "email": ("kim.minsu@example.co.kr", "kim.minsu@"),
+    "card": ("4111 1111 1111 1111", "4111 1111 1111 1111"),
+    "phone": ("010-9876-5432", "9876"),
+    "client_ip": ("203.0.113.77", "203.0.113.77"),
+    "rrn": ("900101-1234567", "1234567"),
+    "jwt": ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "eyJzdWIiOiIxIn0"),
+    "aws": ("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+}
+
+
+class TestTextWhereTheParserDidNotPutIt:
+    """Family 3: JSON inside strings, JSON on continuation lines and a traceback's
+    locals are masked with every rule, not only e-mail."""
+
+    def test_json_logged_as_a_string_inside_json_lines(self) -> None:
+        from pythonjsonlogger.json import JsonFormatter
+
+        body = json.dumps({"user": "kim", "password": "hunter2", "card": "4111111111111111"})
+        written = write_logs(JsonFormatter(), lambda log: log.info("request", extra={"body": body}))
+        for output in ("json", "raw"):
+            (event,) = render(written.lines, "json", EVERY_DETECTOR, output=output)
+            assert_gone("hunter2", event)
+            assert_gone("4111111111111111", event)
+            inner = json.loads(json.loads(event)["body"])  # still JSON inside JSON
+            assert inner["password"] == "<redacted>"
+
+    def test_pretty_printed_json_on_continuation_lines(self) -> None:
+        body = json.dumps({"user": "kim", "api_key": "k-998877", "rrn": "900101-1234567"}, indent=2)
+        as_json, raw = shipped(f"payload {body}")
+        assert_gone("k-998877", as_json, raw)
+        assert_gone("1234567", as_json, raw)
+        assert "exception" in json.loads(as_json)  # the parser put it after the message
+
+    def test_traceback_locals_with_every_detector(self) -> None:
+        def handler(  # each value a local of its own, as the traceback prints it
+            password: str,
+            email: str,
+            card: str,
+            phone: str,
+            client_ip: str,
+            rrn: str,
+            jwt: str,
+            aws: str,
+        ) -> None:
+            raise RuntimeError("payment failed")
+
+        def calls(log: logging.Logger) -> None:
+            try:
+                handler(**{name: value for name, (value, _) in _LOCALS.items()})
+            except RuntimeError:
+                log.exception("unhandled")
+
+        written = write_logs(_LocalsFormatter(APP_FORMAT), calls)
+        assert any(line.strip().startswith("password = ") for line in written.lines)
+        for output in ("json", "raw"):
+            (event,) = render(written.lines, APP_FORMAT, EVERY_DETECTOR, output=output)
+            for name, (_, secret) in _LOCALS.items():
+                assert secret not in event, (output, name)
+            assert "RuntimeError: payment failed" in event
