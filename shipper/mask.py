@@ -79,18 +79,34 @@ _AFTER_ESCAPE = r"(?<=\\[nrtbf])"
 # more letters; its labels (1-63 letters, digits and inner hyphens) are read
 # possessively: the text between two dots is the label, so there is nothing to try
 # again, and not trying halves the cost of a match.
-_LOCAL_CHAR = r"(?:[A-Za-z0-9!#$+^_~-]|%(?!40)[0-9A-Fa-f]{2})"
-_DOMAIN = r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}+(?<!-)\.)+[A-Za-z]{2,63}+(?![A-Za-z0-9-])"
+#
+# Beyond ASCII: a label's letters may be any script's (bücher.de, 회사.한국) or JSON
+# escapes of them (b\u00fccher.de); a TLD is ASCII letters, punycode (xn--3e0b707e) or
+# letters of another script (한국, 中国).  The "@" may be full-width (＠, \uff20) and,
+# URL-encoded, %40 or %2540 (encoded twice).
+_LOCAL_CHAR = r"(?:[A-Za-z0-9!#$+^_~-]|%(?!40|2540)[0-9A-Fa-f]{2})"
+_LABEL_CHAR = r"(?:[^\W_]|\\u[0-9A-Fa-f]{4})"
+_DOMAIN = (
+    r"(?:" + _LABEL_CHAR + r"(?:" + _LABEL_CHAR + r"|-){0,62}+(?<!-)\.)+"
+    r"(?:xn--[a-z0-9-]{2,59}+|[A-Za-z]{2,63}+|(?:[^\W\d_A-Za-z]|\\u[0-9A-Fa-f]{4}){2,63}+)"
+    r"(?![A-Za-z0-9-])"
+)
+_AT = r"(?:@|\uff20|\\u[fF][fF]20)"
+_AT_OR_PERCENT = r"(?:@|\uff20|\\u[fF][fF]20|%40|%2540)"
 EMAIL = re.compile(
     r"(?:(?:" + _AFTER_ESCAPE + r"|(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9!#$+^_~\\-]))"
     r"(?P<local>" + _LOCAL_CHAR + r"++(?:\." + _LOCAL_CHAR + r"++)*+)"
     r"|(?P<q>(?<!\\)\\?)\"(?P<quoted>(?!\s*[,:\]}])(?:[^\"\\\r\n@%]|%(?!40)){1,64}+)(?P=q)\")"
-    r"(?:@|%40)"
-    r"(?P<domain>" + _DOMAIN + ")"
+    + _AT_OR_PERCENT
+    + r"(?P<domain>"
+    + _DOMAIN
+    + ")"
 )
 # Each "@" (or "%40") with the domain after it: where an address could end (see _email_sub).
-_AT_DOMAIN = re.compile("@(?P<domain>" + _DOMAIN + ")")
-_AT_OR_PERCENT_DOMAIN = re.compile("(?:@|%40)(?P<domain>" + _DOMAIN + ")")
+_AT_DOMAIN = re.compile(_AT + "(?P<domain>" + _DOMAIN + ")")
+_AT_OR_PERCENT_DOMAIN = re.compile(_AT_OR_PERCENT + "(?P<domain>" + _DOMAIN + ")")
+# Substrings one of which every address holds.
+_AT_HINTS = ("@", "%40", "%2540", "\uff20", "\\uff20", "\\uFF20")
 
 
 def _starting(first: str, not_after: str) -> str:
@@ -127,8 +143,11 @@ CARD = re.compile(
     r"|\d{3}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,7}"
     r"|\d{3}(?P<amex>[ -])\d{6}(?P=amex)\d{5})(?![\w*])"
 )
+# After a word character only when that ends a JSON escape (\n) or a URL escape
+# (jwt%3DeyJ…: an encoded "=").
 JWT = re.compile(
-    r"eyJ(?:(?<=\\[nrtbf]eyJ)|(?<![\w-]eyJ))[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+    r"eyJ(?:(?<=\\[nrtbf]eyJ)|(?<=%[0-9A-Fa-f]{2}eyJ)|(?<![\w-]eyJ))"
+    r"[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
 )
 BEARER = re.compile(
     r"(?P<scheme>" + _starting("[Bb]", r"\w") + r"(?:earer|EARER))\s+"
@@ -160,8 +179,16 @@ PRIVATE_KEY = re.compile(
 )
 
 
+# A character of a local part as written: an escape counts as one.
+_LOCAL_UNIT = re.compile(r"\\+(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|.)|.", re.DOTALL)
+
+
 def partial_email(local: str, domain: str) -> str:
-    """The applications' own partial form of an address."""
+    """The applications' own partial form of an address (an escape in the local part,
+    jos\u00e9, counts as one character, so none is cut in two)."""
+    if "\\" in local:
+        units = _LOCAL_UNIT.findall(local)
+        return f"**{''.join(units[2:-1])}*@{domain}"
     return f"**{local[2:-1]}*@{domain}"
 
 
@@ -226,6 +253,56 @@ def _run_start(text: str, at: int, done: int) -> int:
     return start
 
 
+# An escape that ends where a local part could start: JSON's and Python's (\u00e9,
+# \x1c, \n), maybe with its backslash escaped again (\\x1c: JSON text of a bytes repr).
+_ESCAPE_BEFORE = re.compile(
+    r"\\+(?:u(?P<code>[0-9A-Fa-f]{4})|x[0-9A-Fa-f]{2}|U[0-9A-Fa-f]{8}|[nrtbfav])\Z"
+)
+
+
+def _latin_letter(char: str) -> bool:
+    """A letter of the Latin alphabets beyond ASCII (é, ü, ł): part of a word."""
+    return "\u00c0" <= char <= "\u024f" and char not in "\u00d7\u00f7"
+
+
+def _wide_local_start(text: str, at: int, done: int) -> int:
+    """Where the local part that ends at ``at`` starts (``at``: there is none), read
+    back one character or escape at a time: ASCII local-part characters and Latin
+    letters (josé, müller, jos\u00e9), or else only letters of another script (홍길동,
+    \ud64d\uae38); an escape that is no letter (\x1c, \n) or another script's letter
+    after ASCII (고객kim@) ends it, as does a backslash of a Windows path."""
+    start = at
+    other = False  # reading another script's letters
+    low = max(done, at - 128)
+    while start > low:
+        escape = _ESCAPE_BEFORE.search(text, max(low, start - 12), start)
+        if escape is not None:
+            code = escape["code"]
+            char = chr(int(code, 16)) if code else ""
+            if _latin_letter(char) and not other:
+                start = escape.start() + len(escape.group()) - 6  # the escape's own "\"
+                continue
+            if char.isalpha() and not char.isascii() and (other or start == at):
+                other = True
+                start = escape.start() + len(escape.group()) - 6
+                continue
+            break
+        char = text[start - 1]
+        if other:
+            if not (char.isalpha() and not char.isascii() and not _latin_letter(char)):
+                break
+        elif char in _LOCAL_RUN or _latin_letter(char):
+            pass
+        elif char.isalpha() and not char.isascii() and start == at:
+            other = True
+        else:
+            break
+        start -= 1
+    while start < at and text[start] == ".":
+        start += 1
+    return at if text[at - 1 : at] == "." else start
+
+
 def _scp_remote(text: str, end: int) -> bool:
     """Whether the address-like text ending at ``end`` is an scp-style remote
     (``git@github.com:org/repo.git``): a path follows a colon right after it."""
@@ -260,7 +337,7 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
         low = at - 64 if at - 64 > done else done
         window = text[low:at]
         start = low + len(window.rstrip(_LOCAL_RUN))
-        if low < start < at and text[start - 1] != "\\":
+        if low < start < at and text[start - 1] != "\\" and text[start - 1].isascii():
             local = text[start:at]
             if (
                 local[0] != "."
@@ -272,6 +349,15 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
                 pieces.append(write(local, found["domain"]))
                 done = found.end()
                 continue
+        # After a letter beyond ASCII or a backslash: read back letter by letter.
+        before = text[start - 1] if start > done else ""
+        if before and (before == "\\" or not before.isascii()):
+            start = _wide_local_start(text, at, done)
+            if start < at:
+                pieces.append(text[done:start])
+                pieces.append(write(text[start:at], found["domain"]))
+                done = found.end()
+            continue
         # An address with this "@" ends where its domain does.
         start = _run_start(text, at, done)
         if start < at:
@@ -646,7 +732,7 @@ class Masker:
 
         writers = {"partial": partial_email, "redact": redacted, "hash": hashed}
         write = writers[strategy]
-        return _Detector("email", functools.partial(_email_sub, write), ("@", "%40"))
+        return _Detector("email", functools.partial(_email_sub, write), _AT_HINTS)
 
     def _simple(
         self,

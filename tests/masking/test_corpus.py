@@ -18,9 +18,9 @@ import urllib.parse
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from shipper.config import MASK_DETECTORS, MaskingConfig
+from shipper.config import MASK_DETECTORS, MaskingConfig, SourceConfig
 from shipper.mask import Masker, masker_for
-from tests.masking.test_render import APP_FORMAT, render
+from tests.masking.test_render import APP_FORMAT, _follow, render
 from tests.support.logging_output import write_logs
 
 DEFAULTS = masker_for(MaskingConfig(), env={})
@@ -345,3 +345,111 @@ class TestTextWhereTheParserDidNotPutIt:
             for name, (_, secret) in _LOCALS.items():
                 assert secret not in event, (output, name)
             assert "RuntimeError: payment failed" in event
+
+
+def _both_json_forms(message: str) -> list[str]:
+    """A JSON line holding ``message``, as json.dumps writes it with and without
+    ensure_ascii (the two ways apps' JSON formatters write non-ASCII text)."""
+    return [json.dumps({"msg": message}), json.dumps({"msg": message}, ensure_ascii=False)]
+
+
+def _rendered_everywhere(message: str) -> list[str]:
+    """The message shipped from a text line (JSON and raw) and from both JSON lines."""
+    events = list(shipped(message))
+    for line in _both_json_forms(message):
+        for output in ("json", "raw"):
+            (event,) = render([line], "json", DEFAULTS, output=output)
+            json.loads(event)
+            events.append(event)
+    return events
+
+
+class TestAddressesBeyondAscii:
+    """Family 5: the whole local part is masked, whatever the script or escape."""
+
+    @pytest.mark.parametrize(
+        ("address", "local"),
+        [
+            ("josé@example.com", "josé"),
+            ("müller@example.de", "müller"),
+            ("홍길동@회사.한국", "홍길동"),
+            ("用户@例子.中国", "用户"),
+            ("kim.minsu@bücher.de", "kim.minsu"),
+            ("kim.minsu@xn--bcher-kva.de", "kim.minsu"),
+            ("kim.minsu@example.xn--3e0b707e", "kim.minsu"),
+            ("kim.minsu＠example.com", "kim.minsu"),
+        ],
+    )
+    def test_the_local_part_is_gone(self, address: str, local: str) -> None:
+        escaped = json.dumps(local)[1:-1]  # jos\u00e9 as ensure_ascii writes it
+        for event in _rendered_everywhere(f"invite sent to {address} today"):
+            assert local not in event
+            assert escaped not in event
+            assert local[-1:] + "@" not in event  # no letter of it left before the @
+
+    def test_partial_keeps_the_domain_and_cuts_no_escape(self) -> None:
+        (event,) = render(_both_json_forms("to müller@example.de")[:1], "json", DEFAULTS)
+        assert json.loads(event)["msg"] == "to **lle*@example.de"
+
+    @pytest.mark.parametrize(
+        "message", ["연락처kim.minsu@example.com으로 발송", "用户kim.minsu@example.com已注册"]
+    )
+    def test_hangul_and_hanzi_neighbours_stay(self, message: str) -> None:
+        """An address written against Korean or Chinese text with no space: only the
+        address is masked, the words around it stay."""
+        for event in _rendered_everywhere(message):
+            assert "kim.minsu" not in event
+            assert "example.com" in event
+        as_json, _ = shipped(message)
+        before, after = message.split("kim.minsu@example.com")
+        assert json.loads(as_json)["message"] == f"{before}**m.mins*@example.com{after}"
+
+
+class TestAddressesAfterAnEscape:
+    """Family 6: a byte escape, a JSON escape or a Windows path right before an address."""
+
+    @pytest.mark.parametrize(
+        ("message", "kept"),
+        [
+            ("payload " + repr(b"\x00\x1ckim.minsu@example.com"), "\\x1c"),
+            ("raw " + repr("\xc1\xa4kim.minsu@example.com".encode("latin-1")), "\\xa4"),
+            ("saved C:\\Users\\kim\\kim.minsu@example.com.xlsx", "C:\\Users\\kim\\"),
+            ("line\x1ckim.minsu@example.com", "line"),
+        ],
+    )
+    def test_the_address_is_masked_and_the_escape_kept(self, message: str, kept: str) -> None:
+        for event in _rendered_everywhere(message):
+            assert "kim.minsu" not in event
+        _, raw = shipped(message)
+        assert kept in raw
+
+    def test_text_decoded_with_backslash_escapes(self, tmp_path) -> None:
+        """Bytes that are not UTF-8 (CP949 text in a UTF-8 source) are read as \\xNN
+        escapes; the address after them is still found."""
+        log_path = tmp_path / "app.log"
+        log_path.write_bytes(
+            "[ERROR] 2024-01-01 00:00:00 a.py:1 고객".encode("cp949") + b"kim.minsu@example.com\n"
+        )
+        source = SourceConfig(category="app", path=log_path, format=APP_FORMAT)
+        for output in ("json", "raw"):
+            (event,) = _follow(log_path, source, output)
+            assert "kim.minsu" not in event
+            assert "\\x" in event  # the undecodable bytes, escaped
+
+
+class TestTokensGluedToEncodings:
+    """Family 7: a token after an encoded "=" and an address with an "@" encoded twice."""
+
+    def test_a_jwt_after_an_encoded_equals_sign(self) -> None:
+        masker = masker_for(MaskingConfig(jwt="partial"), env={})
+        token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+        next_url = urllib.parse.quote("/cb?" + urllib.parse.urlencode({"jwt": token}), safe="")
+        as_json, raw = shipped(f"GET /login?next={next_url}", masker)
+        assert_gone("eyJzdWIiOiIxIn0", as_json, raw)
+
+    def test_an_address_encoded_twice(self) -> None:
+        inner = urllib.parse.urlencode({"email": "kim.minsu@example.com"})
+        twice = urllib.parse.urlencode({"next": "/invite?" + inner})
+        assert "%2540" in twice
+        for event in _rendered_everywhere(f"redirect {twice}"):
+            assert "kim.minsu" not in event

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shipper.config import MASK_DETECTORS
-from shipper.mask import EMAIL, Masker, _email_sub
+from shipper.mask import EMAIL, Masker, _email_sub, _scp_remote
 
 KEY = "property-key"
 STRATEGIES = ("partial", "redact", "hash")
@@ -184,11 +184,9 @@ class TestMaskingManyAtOnce:
 
 _email_fragment = st.one_of(
     addresses(),
+    st.sampled_from(["@", "%40", "%2B", "%", ".", "..", '"', "-", "*"]),
     st.sampled_from(
-        ["@", "%40", "%2B", "%", ".", "..", '"', '\\"', "\\n", "\\u00e9", "\\", "-", "*"]
-    ),
-    st.sampled_from(
-        [" ", "\n", "(", ":", "=", "x", "a.b", "q_1", "ex-ample.com", "co", "é", ": ", ", "]
+        [" ", "\n", "(", ":", "=", "x", "a.b", "q_1", "ex-ample.com", "co", ": ", ", "]
     ),
 )
 
@@ -196,20 +194,27 @@ _email_fragment = st.one_of(
 class TestSearchNearEachAt:
     @settings(max_examples=500, deadline=None)
     @given(st.lists(_email_fragment, max_size=12).map("".join))
-    @example("a.b@x.io \\nkim@x.io .kim@x.io a..b@x.io ab.@x.io %2Bk@x.io")
+    @example("a.b@x.io .kim@x.io a..b@x.io ab.@x.io %2Bk@x.io")
     @example('"john doe"@x.io \\"jo\\"@x.io x@y@z.io k@x.io-1 k@x.i0')
     @example("to=kim%40x.io&cc=a.b%2Bc%40y.io %40x.io k%4")
     @example('**o.79*@x.io "@x.io" @app.route k@localhost k@x.io@y.io "k"@"x".io')
     @example('{"k": "@app.route", "l": ["to:", "@kim.lee"]} "kim@x.io"@y.io "a%40b"@x.io')
     def test_finds_what_the_whole_regex_finds(self, text: str) -> None:
         """The search near each ``@`` (plain addresses read without the full regex)
-        finds and rewrites exactly what ``EMAIL.sub`` over the whole text does."""
+        finds and rewrites exactly what ``EMAIL.sub`` over the whole text does, in ASCII
+        text without backslashes (after a letter beyond ASCII or an escape the local
+        part is read back letter by letter instead: see test_corpus.py's families 5
+        and 6)."""
 
         def write(local: str, domain: str) -> str:
             return f"<{local}|{domain}>"
 
-        expected = EMAIL.sub(lambda m: write(m["local"] or m["quoted"], m["domain"]), text)
-        assert _email_sub(write, text) == expected
+        def replace(match: re.Match[str]) -> str:
+            if _scp_remote(text, match.end()):  # git@github.com:org/repo is kept
+                return match.group(0)
+            return write(match["local"] or match["quoted"], match["domain"])
+
+        assert _email_sub(write, text) == EMAIL.sub(replace, text)
 
 
 def _mentions_by_hand(text: str, names: tuple[str, ...]) -> bool:
