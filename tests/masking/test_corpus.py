@@ -19,7 +19,7 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 
 from shipper.config import MASK_DETECTORS, MaskingConfig, SourceConfig
-from shipper.mask import Masker, masker_for
+from shipper.mask import Masker, masker_for, partial_email
 from tests.masking.test_render import APP_FORMAT, _follow, render
 from tests.support.logging_output import write_logs
 
@@ -453,3 +453,28 @@ class TestTokensGluedToEncodings:
         assert "%2540" in twice
         for event in _rendered_everywhere(f"redirect {twice}"):
             assert "kim.minsu" not in event
+
+
+class TestAddressesAtTheCut:
+    """Family 4: a line longer than ``max_line_bytes`` is shipped in parts cut at a
+    space, so no address is cut in two (and leaks from both parts)."""
+
+    @pytest.mark.parametrize("shift", range(0, 40, 7))
+    def test_no_address_is_cut_in_two(self, tmp_path, shift: int) -> None:
+        addresses = [f"user{n:04d}.kim@example.com" for n in range(120)]
+        line = "[INFO] 2024-01-01 00:00:00 a.py:1 to " + "x" * shift + " " + ", ".join(addresses)
+        log_path = tmp_path / "app.log"
+        log_path.write_text(line + "\n")
+        source = SourceConfig(category="app", path=log_path, format=APP_FORMAT, max_line_bytes=1024)
+        # Every address masked whole, nothing else changed: the parts put back together
+        # are the line with each address in its partial form.
+        expected = line
+        for address in addresses:
+            local, domain = address.split("@")
+            expected = expected.replace(address, partial_email(local, domain))
+        parts = [json.loads(e)["message"] for e in _follow(log_path, source, "json")]
+        assert len(parts) > 2
+        assert "".join(parts) == expected
+        assert all(p.endswith(" ") for p in parts[:-1])  # each cut after a space
+        for event in _follow(log_path, source, "raw"):
+            assert not any(address.split("@")[0] in event for address in addresses)
