@@ -105,8 +105,26 @@ EMAIL = re.compile(
 # Each "@" (or "%40") with the domain after it: where an address could end (see _email_sub).
 _AT_DOMAIN = re.compile(_AT + "(?P<domain>" + _DOMAIN + ")")
 _AT_OR_PERCENT_DOMAIN = re.compile(_AT_OR_PERCENT + "(?P<domain>" + _DOMAIN + ")")
-# Substrings one of which every address holds.
-_AT_HINTS = ("@", "%40", "%2540", "\uff20", "\\uff20", "\\uFF20")
+# The same for text of ASCII without a \u escape (nearly every line), whose domains
+# are ASCII: searched several times faster.
+_ASCII_DOMAIN = (
+    r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}+(?<!-)\.)+"
+    r"(?:xn--[a-z0-9-]{2,59}+|[A-Za-z]{2,63}+)(?![A-Za-z0-9-])"
+)
+_ASCII_AT_DOMAIN = re.compile("@(?P<domain>" + _ASCII_DOMAIN + ")")
+_ASCII_AT_OR_PERCENT_DOMAIN = re.compile("(?:@|%40|%2540)(?P<domain>" + _ASCII_DOMAIN + ")")
+
+
+def _may_hold_address(text: str) -> bool:
+    """Whether ``text`` holds an "@" in any form: one character is found at memchr's
+    speed, so the rarer forms are looked for only after theirs."""
+    if "@" in text:
+        return True
+    if "%" in text and ("%40" in text or "%2540" in text):
+        return True
+    if "\\u" in text and ("\\uff20" in text or "\\uFF20" in text):
+        return True
+    return not text.isascii() and "\uff20" in text
 
 
 def _starting(first: str, not_after: str) -> str:
@@ -327,7 +345,11 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     pieces = []
     done = 0  # the text before this offset is final
     # A "%" test first: the search for "@" alone runs several times faster.
-    for found in (_AT_OR_PERCENT_DOMAIN if percent else _AT_DOMAIN).finditer(text):
+    if text.isascii() and "\\u" not in text:
+        search = _ASCII_AT_OR_PERCENT_DOMAIN if percent else _ASCII_AT_DOMAIN
+    else:
+        search = _AT_OR_PERCENT_DOMAIN if percent else _AT_DOMAIN
+    for found in search.finditer(text):
         at = found.start()
         if _scp_remote(text, found.end()):
             continue  # git@github.com:org/repo.git is a remote, not an address
@@ -428,6 +450,12 @@ def _after_scheme(text: str, start: int, end: int) -> int:
     return start
 
 
+def _stem(name: str) -> str:
+    """The word of a key rule's name that every spelling of it holds."""
+    words = key_words(name) or [name]
+    return words[-1] if len(words[-1]) >= 3 else max(words, key=len)
+
+
 def key_words(name: str) -> list[str]:
     """The words of a key's name, lower-cased: ``apiKey`` and ``API_KEY`` → api, key."""
     return [word.lower() for word in _KEY_WORDS.findall(name)]
@@ -451,17 +479,26 @@ def _closing(text: str, at: int, quote: str) -> int:
 class _Detector:
     """One kind of data: where to look, how to find it, what to write instead."""
 
-    __slots__ = ("hints", "name", "sub")
+    __slots__ = ("hints", "name", "precheck", "sub")
 
     def __init__(
         self,
         name: str,
         sub: Callable[[str], str],
         hints: tuple[str, ...] = (),
+        precheck: Callable[[str], bool] | None = None,
     ) -> None:
         self.name = name
         self.sub = sub  # the text with every match rewritten
         self.hints = hints  # substrings one of which every match contains; () = always look
+        self.precheck = precheck  # a cheap test every text with a match passes
+
+    def may_match(self, text: str) -> bool:
+        """Whether ``text`` passes the detector's cheap tests (so it must be searched)."""
+        hints = self.hints
+        if hints and not any(hint in text for hint in hints):
+            return False
+        return self.precheck is None or self.precheck(text)
 
     @property
     def within_lines(self) -> bool:
@@ -487,8 +524,33 @@ def _apply(detectors: list[_Detector], text: str) -> str:
                     break
             else:
                 continue
-        text = detector.sub(text)
+        if detector.precheck is None or detector.precheck(text):
+            text = detector.sub(text)
     return text
+
+
+# Each byte of a text's UTF-8 as "0" (a digit), "-" or " " (anything else): runs of
+# digits are then found by bytes.find, far faster than a regex tries each position.
+_DIGIT_SHAPES = bytes(48 if 48 <= b <= 57 else 45 if b == 45 else 32 for b in range(256))
+_shape_of: tuple[str, bytes] = ("", b"")
+
+
+def _digit_shape(text: str) -> bytes:
+    """``text`` with digits as ``0``, ``-`` kept, the rest as spaces (the last one is
+    kept: the ID detectors test the same text in turn)."""
+    global _shape_of
+    if _shape_of[0] is not text:
+        encoded = text.encode("utf-8", "surrogatepass")
+        _shape_of = (text, encoded.translate(_DIGIT_SHAPES))
+    return _shape_of[1]
+
+
+def _may_hold_cn_id(text: str) -> bool:
+    return b"00000000000000000" in _digit_shape(text)
+
+
+def _may_hold_rrn(text: str) -> bool:
+    return b"000000-0000000" in _digit_shape(text)
 
 
 class Masker:
@@ -522,21 +584,23 @@ class Masker:
         self._key_ends = tuple({"".join(key_words(k)) or k for k in self.keys})
         self._sensitive: dict[str, bool] = {}
         self._key_find: re.Pattern[str] | None = None
-        # A name as written (api_key, api-key, apiKey lower-cased: apikey), then the
-        # rest of the key, an optional closing quote, and ":", "=" or "%3D": one is in
-        # any text a key rule applies to.  A pattern that starts with a literal is found
-        # at the speed of str.find, while an alternation of different names is tried at
-        # every character: one search per group of names that share their first letters
-        # (password and passwd; the regex compiler moves the shared part out in front).
-        spelled = {form for k in self.keys for form in (k, k.replace("_", "-"), k.replace("_", ""))}
+        # A word of each name (its last, unless that is shorter than three letters:
+        # key of api_key, session of session_id), then the rest of a key, an optional
+        # closing quote, and ":", "=" or "%3D": one is in any text a key rule applies
+        # to, however its words are joined (api_key, X-Api-Key, apiKey lower-cased).
+        # A pattern that starts with a literal is found at the speed of str.find, while
+        # an alternation of different words is tried at every character: one search per
+        # group of words that share their first letters (password and passwd; the regex
+        # compiler moves the shared part out in front).
+        stems = sorted({_stem(k) for k in self.keys})
         after = r"[\w.-]*(?P<close>\\{0,2}[\"'])?[ \t]*(?P<sep>[:=]|%3[dD])[ \t]*"
         self._key_mentions = [
             re.compile(f"(?:{'|'.join(map(re.escape, group))}){after}")
-            for _, group in itertools.groupby(sorted(spelled), key=lambda name: name[:3])
+            for _, group in itertools.groupby(stems, key=lambda stem: stem[:2])
         ]
-        if spelled:
-            names = "|".join(map(re.escape, sorted(spelled, key=len, reverse=True)))
-            self._key_find = re.compile(f"(?:{names}){after}", re.IGNORECASE)
+        if stems:
+            words = "|".join(map(re.escape, sorted(stems, key=len, reverse=True)))
+            self._key_find = re.compile(f"(?:{words}){after}", re.IGNORECASE)
 
     @property
     def enabled(self) -> bool:
@@ -544,41 +608,56 @@ class Masker:
 
     # ------------------------------------------------------------------ text
 
-    def mask(self, text: str) -> str:
-        """The text with its key rules' values redacted, then every match of every
-        detector and rule masked."""
-        if self._key_find is not None:
+    def mask(self, text: str, key_rules: bool = True) -> str:
+        """The text with its key rules' values redacted (unless ``key_rules`` is False:
+        the caller knows it holds no key), then every match of every detector and rule
+        masked."""
+        if key_rules and self._key_find is not None:
             text = self.redact_key_text(text)
         return _apply(self._detectors, text)
 
-    def mask_lines(self, text: str) -> list[str]:
+    def mask_lines(self, text: str, key_lines: int | None = None) -> list[str]:
         """The lines of ``text`` (each ended by a newline), each masked as :meth:`mask`
-        masks it alone.
+        masks it alone; the key rules apply to the first ``key_lines`` lines (None: all;
+        the caller knows the others hold no key).
 
         The key rules and the detectors at the front whose matches cannot span or touch
-        a newline (url_password, e-mail: while none of bearer, jwt and aws_key is on) run
-        over the whole text at once: each line is masked exactly as on its own, and the
-        cost per line of looking is gone.
+        a newline (url_password, e-mail, cn_id, rrn: while none of bearer, jwt and
+        aws_key is on) run over the whole text at once: each line is masked exactly as
+        on its own, and the cost per line of looking is gone.
         """
         detectors = self._detectors
-        if self._key_find is not None:
-            text = self.redact_key_text(text)  # no key's value runs past its line
+        if self._key_find is not None and key_lines != 0:
+            if key_lines is None:
+                text = self.redact_key_text(text)  # no key's value runs past its line
+            else:
+                end = -1
+                for _ in range(key_lines):
+                    end = text.find("\n", end + 1)
+                    if end == -1:
+                        end = len(text)
+                        break
+                text = self.redact_key_text(text[:end]) + text[end:]
         while detectors and detectors[0].within_lines:
             text = _apply(detectors[:1], text)
             detectors = detectors[1:]
+        # The others line by line, those that could match somewhere in the chunk.
+        detectors = [detector for detector in detectors if detector.may_match(text)]
         lines = text.split("\n")
         lines.pop()  # the empty text after the last newline
         return [_apply(detectors, line) for line in lines] if detectors else lines
 
-    def mask_all(self, texts: list[str]) -> list[str]:
-        """``[mask(text) for text in texts]``: as lines (:meth:`mask_lines`) when no text
-        holds a newline."""
-        if not self._detectors and self._key_find is None:
+    def mask_all(self, texts: list[str], key_texts: int | None = None) -> list[str]:
+        """``[mask(text) for text in texts]``, the key rules applied to the first
+        ``key_texts`` (None: all): as lines (:meth:`mask_lines`) when no text holds a
+        newline."""
+        if not self._detectors and (self._key_find is None or key_texts == 0):
             return texts
         joined = "\n".join(texts)
         if joined.count("\n") != len(texts) - 1:
-            return [self.mask(text) for text in texts]
-        return self.mask_lines(joined + "\n")
+            limit = len(texts) if key_texts is None else key_texts
+            return [self.mask(text, index < limit) for index, text in enumerate(texts)]
+        return self.mask_lines(joined + "\n", key_texts)
 
     def digest(self, kind: str, text: str) -> str:
         """The keyed, stable token that ``hash`` writes for ``text``."""
@@ -635,12 +714,17 @@ class Masker:
         ``key='value'`` (Python reprs, SQL), ``Key: value`` (headers: the whole value,
         an Authorization scheme kept).  A JSON value that is not a string becomes the
         string ``"<redacted>"``, so JSON text stays JSON."""
-        find = self._key_find
-        if find is None or not self.mentions_key(text):
+        if self._key_find is None:
             return text
-        pieces = []
+        lower = text.lower()
+        if len(lower) == len(text):  # each character lower-cased in place: search that
+            candidates = [found for regex in self._key_mentions for found in regex.finditer(lower)]
+            candidates.sort(key=lambda found: found.start())
+        else:
+            candidates = list(self._key_find.finditer(text))
+        pieces: list[str] = []
         done = 0
-        for found in find.finditer(text):
+        for found in candidates:
             begin = found.start()
             if begin < done:
                 continue
@@ -732,7 +816,7 @@ class Masker:
 
         writers = {"partial": partial_email, "redact": redacted, "hash": hashed}
         write = writers[strategy]
-        return _Detector("email", functools.partial(_email_sub, write), _AT_HINTS)
+        return _Detector("email", functools.partial(_email_sub, write), (), _may_hold_address)
 
     def _simple(
         self,
@@ -752,6 +836,11 @@ class Masker:
             return write(text) if valid(text) else text
 
         return _regex_detector(name, regex, replace, hints)
+
+    def _cn_id(self, strategy: Strategy) -> _Detector:
+        detector = self._simple("cn_id", CN_ID, strategy, _partial_cn_id, (), _is_cn_id)
+        detector.precheck = _may_hold_cn_id
+        return detector
 
     def _rule(
         self, name: str, pattern: str, strategy: Literal["redact", "hash"], text: str | None
@@ -849,7 +938,7 @@ def _rrn(masker: Masker, strategy: Strategy) -> _Detector:
         pieces.append(text[done:])
         return "".join(pieces)
 
-    return _Detector("rrn", sub, ("-",))
+    return _Detector("rrn", sub, ("-",), _may_hold_rrn)
 
 
 _CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -898,7 +987,7 @@ def _private_key(masker: Masker, strategy: Strategy) -> _Detector:
 
 
 # Detectors whose matches never span or touch a newline.
-_WITHIN_LINES = frozenset({"email", "url_password"})
+_WITHIN_LINES = frozenset({"email", "url_password", "cn_id", "rrn"})
 
 _BUILDERS: dict[str, Callable[[Masker, Strategy], _Detector]] = {
     # Before e-mail: in postgres://app:secret@db.example.com "secret@db…" is no address.
@@ -908,11 +997,11 @@ _BUILDERS: dict[str, Callable[[Masker, Strategy], _Detector]] = {
     "jwt": lambda m, s: m._simple("jwt", JWT, s, _partial_jwt, ("eyJ",)),
     "aws_key": lambda m, s: m._simple("aws_key", AWS_KEY, s, _partial_aws),
     "email": lambda m, s: m._email(s),
+    # Before card and phone, which could read part of an ID number.
+    "cn_id": lambda m, s: m._cn_id(s),
+    "rrn": _rrn,
     # A key's body holds no "@": after e-mail, which may then run over many lines at once.
     "private_key": _private_key,
-    # Before card and phone, which could read part of an ID number.
-    "cn_id": lambda m, s: m._simple("cn_id", CN_ID, s, _partial_cn_id, (), _is_cn_id),
-    "rrn": _rrn,
     "card": lambda m, s: m._simple("card", CARD, s, lambda t: _star_digits(t, 4), (), _is_card),
     "phone": lambda m, s: m._simple("phone", PHONE, s, lambda t: _star_digits(t, 2)),
     "ipv6": lambda m, s: m._simple("ipv6", IPV6, s, _ipv6_prefix, (":",), _is_ipv6),

@@ -146,13 +146,13 @@ class Renderer:
             ]
             # Encoded together, one document a line (JSON text holds no raw newline), and
             # masked as lines: a call per chunk rather than per event.
-            masked = self.masker.mask_lines(_encode_lines(documents).decode())
+            masked = self.masker.mask_lines(_encode_lines(documents).decode(), key_rules_until)
         else:
             texts = [
                 self._raw(record, position, index < key_rules_until)
                 for index, record in enumerate(records)
             ]
-            masked = self.masker.mask_all(texts)
+            masked = self.masker.mask_all(texts, key_rules_until)
         events = FileEvents(position)
         add_event, add_size, add_end = events.events.append, events.sizes.append, events.ends.append
         for record, message in zip(records, masked, strict=True):
