@@ -10,18 +10,27 @@ JSON event must still parse.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import traceback
 import urllib.parse
+from pathlib import Path
 
 import pytest
 from requests.structures import CaseInsensitiveDict
 
+from shipper import logs, telemetry
 from shipper.config import MASK_DETECTORS, MaskingConfig, SourceConfig
 from shipper.mask import Masker, masker_for, partial_email
 from tests.masking.test_render import APP_FORMAT, _follow, render
+from tests.support.cloudwatch import CREDENTIALS
 from tests.support.logging_output import write_logs
+from tests.support.probe import get
+from tests.support.process import ShipperProcess, wait_until
 
 DEFAULTS = masker_for(MaskingConfig(), env={})
 
@@ -478,3 +487,87 @@ class TestAddressesAtTheCut:
         assert all(p.endswith(" ") for p in parts[:-1])  # each cut after a space
         for event in _follow(log_path, source, "raw"):
             assert not any(address.split("@")[0] in event for address in addresses)
+
+
+class TestOurOwnOutput:
+    """Family 9: what the shipper itself writes (its logs, the libraries' logs, /readyz,
+    /metrics, `shipper check`) is masked with the same rules (SPEC §3.4)."""
+
+    def test_key_rules_apply_to_our_own_logs(self) -> None:
+        """A `record.time_unreadable` line quotes the record's text: its password goes."""
+        out = io.StringIO()
+        logs.configure("debug", stream=out)
+        try:
+            logs.set_masker(DEFAULTS)
+            telemetry.time_unreadable("app", "/logs/app.log", 10, "??? login password=hunter2")
+        finally:
+            logs.set_masker(Masker("off"))  # back to the rules before a config is read
+            logs.configure("info")
+        (line,) = out.getvalue().splitlines()
+        assert json.loads(line)["text"] == "??? login password=<redacted>"
+
+    def test_library_loggers_write_masked_json_lines(self) -> None:
+        """botocore's and aiohttp's stdlib loggers: one JSON line each, traceback
+        included, masked; nothing in plain text."""
+        out = io.StringIO()
+        logs.configure("info", stream=out)
+        try:
+            logs.set_masker(DEFAULTS)
+            try:
+                raise ConnectionError("to kim.minsu@example.com with Authorization: Basic a2lt")
+            except ConnectionError:
+                logging.getLogger("aiohttp.server").exception("Error handling request")
+            logging.getLogger("botocore.hooks").warning("retry; X-Api-Key: 9f8e7d6c5b4a")
+            logging.getLogger("botocore.hooks").info("an info line is below the level")
+        finally:
+            logs.set_masker(Masker("off"))  # back to the rules before a config is read
+            logs.configure("info")
+        lines = out.getvalue().splitlines()
+        events = [json.loads(line) for line in lines]
+        assert [(e["event"], e["logger"], e["level"]) for e in events] == [
+            ("library.log", "aiohttp.server", "error"),
+            ("library.log", "botocore.hooks", "warning"),
+        ]
+        assert "ConnectionError" in events[0]["exception"]
+        for secret in ("kim.minsu", "a2lt", "9f8e7d6c5b4a"):
+            assert secret not in out.getvalue()
+
+    def test_readyz_metrics_and_check_mask_paths(self, tmp_path: Path, make_config) -> None:
+        """A folder named after a user's address: /readyz (a missing folder), /metrics
+        (the lag gauge's path label) and `shipper check` never show it."""
+        address = "kim.minsu@example.com"
+        present = tmp_path / address / "app"
+        present.mkdir(parents=True)
+        (present / "app.log").write_text("[INFO] 2024-01-01 00:00:00 a.py:1 hello\n")
+        missing = tmp_path / "late" / address
+        config = make_config(
+            [
+                {"category": "app", "path": str(present / "app.log"), "format": APP_FORMAT},
+                {"category": "late", "path": str(missing / "late.log")},
+            ],
+            health={"listen": "127.0.0.1:0"},
+        )
+        with ShipperProcess(config) as shipper:
+            url = shipper.health_url()
+            status, ready = get(f"{url}/readyz")
+            assert status == 503
+            assert "folder does not exist" in ready
+            _, exposition = wait_until(
+                lambda: (found := get(f"{url}/metrics"))[1].count('path="') and found
+            )
+            assert shipper.stop() == 0
+        assert 'path="' in exposition
+        for text in (ready, exposition, shipper.output()):
+            assert "kim.minsu" not in text
+        assert "**m.mins*@example.com" in ready
+        folder = tmp_path / address
+        (folder / "shipper.yaml").write_text(config.read_text())
+        result = subprocess.run(
+            [sys.executable, "-m", "shipper", "check", "-c", str(folder / "shipper.yaml")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **CREDENTIALS},
+            timeout=60,
+        )
+        assert "kim.minsu" not in result.stdout + result.stderr
+        assert "ok (2 sources)" in result.stdout
