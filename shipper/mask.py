@@ -594,9 +594,14 @@ class Masker:
         # compiler moves the shared part out in front).
         stems = sorted({_stem(k) for k in self.keys})
         after = r"[\w.-]*(?P<close>\\{0,2}[\"'])?[ \t]*(?P<sep>[:=]|%3[dD])[ \t]*"
+        # The words, to be found by str.find first: for a short text, a regex call
+        # costs more than looking for a few words.
+        self._key_stems = tuple(stems)
         self._key_mentions = [
-            re.compile(f"(?:{'|'.join(map(re.escape, group))}){after}")
-            for _, group in itertools.groupby(stems, key=lambda stem: stem[:2])
+            (group, re.compile(f"(?:{'|'.join(map(re.escape, group))}){after}"))
+            for group in (
+                tuple(words) for _, words in itertools.groupby(stems, key=lambda stem: stem[:2])
+            )
         ]
         if stems:
             words = "|".join(map(re.escape, sorted(stems, key=len, reverse=True)))
@@ -676,7 +681,16 @@ class Masker:
         if not self._key_mentions:
             return False
         lower = text.lower()
-        return any(mention.search(lower) is not None for mention in self._key_mentions)
+        for word in self._key_stems:
+            if word in lower:
+                break
+        else:
+            return False  # the usual text: no word of any name
+        return any(
+            mention.search(lower) is not None
+            for words, mention in self._key_mentions
+            if any(word in lower for word in words)
+        )
 
     def sensitive(self, key: str) -> bool:
         """Whether values under ``key`` are redacted: its words run together (digits and
@@ -714,11 +728,18 @@ class Masker:
         ``key='value'`` (Python reprs, SQL), ``Key: value`` (headers: the whole value,
         an Authorization scheme kept).  A JSON value that is not a string becomes the
         string ``"<redacted>"``, so JSON text stays JSON."""
-        if self._key_find is None:
+        if self._key_find is None or not self.mentions_key(text):
             return text
         lower = text.lower()
         if len(lower) == len(text):  # each character lower-cased in place: search that
-            candidates = [found for regex in self._key_mentions for found in regex.finditer(lower)]
+            candidates = [
+                found
+                for words, regex in self._key_mentions
+                if any(word in lower for word in words)
+                for found in regex.finditer(lower)
+            ]
+            if not candidates:
+                return text
             candidates.sort(key=lambda found: found.start())
         else:
             candidates = list(self._key_find.finditer(text))
