@@ -1,28 +1,37 @@
 """Masking of personal data and secrets, before anything leaves the process.
 
-A :class:`Masker` rewrites every match of its detectors in a string.  It is applied
-to the final text of each event (so fields, nested JSON and tracebacks are all
-covered by one pass) and to the shipper's own log lines.  Each detector runs only
-when a cheap substring test says it could match.
+A :class:`Masker` rewrites, in any string, the values under its key rules' keys and
+then every match of its detectors.  It is applied to the final text of each event
+(so fields, nested JSON and tracebacks are all covered by one pass), in JSON and raw
+output alike, and to everything the shipper writes itself.  Each detector runs only
+when a cheap test (a substring, the shape of the text's digits) says it could match.
 
 Detectors, each ``off`` or with its own strategy:
 
-==========  =====================================  ================================
-detector    finds                                  ``partial`` writes
-==========  =====================================  ================================
-email       ``someone@example.com``, ``%40``-      ``**meon*@example.com``
-            encoded, quoted local parts
-ipv4        ``192.168.10.23``                      ``192.168.10.*``
-ipv6        ``2001:db8:85a3::8a2e:370:7334``       ``2001:db8:85a3::*`` (the /48)
-phone       ``+82 10-1234-5678``, ``(555) 123-     every digit but the last two
-            4567``, ``010-1234-5678``              as ``*``
-card        13-19 digits from 2-6 (contiguous or   every digit but the last four
-            grouped) that pass the Luhn check      as ``*``
-            (order ids mostly fail it)
-jwt         ``eyJ….eyJ….sig``                      the header, then ``.*.*``
-bearer      ``Bearer <token of 16+ chars>``        ``Bearer abcd***``
-aws_key     ``AKIA…``/``ASIA…`` access key ids     ``AKIA************MPLE``
-==========  =====================================  ================================
+============  ===================================  ================================
+detector      finds                                ``partial`` writes
+============  ===================================  ================================
+email         ``someone@example.com``, ``%40``/    ``**meon*@example.com`` (an
+              ``%2540``-encoded, quoted local      escape in the local part counts
+              parts, any script (``홍길동@회사.     as one character)
+              한국``), JSON escapes, U+FF20
+ipv4          ``192.168.10.23``                    ``192.168.10.*``
+ipv6          ``2001:db8:85a3::8a2e:370:7334``     ``2001:db8:85a3::*`` (the /48)
+phone         ``+82 10-1234-5678``, ``(555) 123-   every digit but the last two
+              4567``, ``010-1234-5678``,           as ``*``
+              ``01012345678``, ``13812345678``
+card          13-19 digits from 2-6 (contiguous    every digit but the last four
+              or grouped) that pass the Luhn       as ``*``
+              check (order ids mostly fail it)
+jwt           ``eyJ….eyJ….sig``                    the header, then ``.*.*``
+bearer        ``Bearer <token of 16+ chars>``      ``Bearer abcd***``
+aws_key       ``AKIA…``/``ASIA…`` access key ids   ``AKIA************MPLE``
+rrn           ``900101-1234567`` (a real date)     ``900101-1******``
+cn_id         18 characters, a real date and a     ``110105********002X``
+              valid MOD 11-2 check character
+url_password  ``postgres://app:secret@db``         ``postgres://app:***@db``
+private_key   PEM ``PRIVATE KEY`` blocks           the body as ``<private_key>``
+============  ===================================  ================================
 
 ``redact`` writes ``<name>`` (``<email>``); ``hash`` writes ``<name:0123456789abcdef>``,
 a keyed BLAKE2b digest of the matched text (the address lower-cased): stable across
@@ -30,15 +39,18 @@ restarts for one key, so one user's events still correlate without revealing the
 Custom rules (a name, a regular expression, ``redact`` with an optional replacement
 text, or ``hash``) run after the detectors.
 
-Key rules are for structured data: the value under a key that, lower-cased with
-``-`` read as ``_``, ends with one of the configured names (``password``,
-``token``, …) becomes ``<redacted>`` — in a JSON message or the fields, at any depth
-(:meth:`Masker.redact_keys`), and in raw text as ``"key": value`` or ``key=value``
-(:meth:`Masker.redact_key_text`).
+Key rules: the value under a key whose words (``apiKey``, ``X-Api-Key``: api, key),
+run together without trailing digits or a suffix such as ``confirm``, end with one
+of the configured names (``password``, ``token``, ``api_key``, …) becomes
+``<redacted>``: in a JSON message or the fields, at any depth
+(:meth:`Masker.redact_keys`), and wherever text holds one
+(:meth:`Masker.redact_key_text`): ``"key": value``, JSON inside a JSON string, ``key=value`` (also
+``%3D``), ``'key': 'value'``, ``key='value'``, SQL, and ``Key: value`` headers, whose
+whole value goes (an Authorization scheme kept: ``Bearer <redacted>``).
 
-Detectors' replacements never contain ``"`` or ``\\`` nor split a JSON escape, and a
-custom rule's match is cut before the first of them, so masking JSON text keeps it
-valid JSON (the raw-text key rule writes ``"<redacted>"`` where a JSON value stood).
+Replacements never contain ``"`` or ``\\`` nor split a JSON escape, and a custom
+rule's match is cut before the first of them, so masking JSON text keeps it valid
+JSON (a key rule writes ``"<redacted>"`` where a JSON value that is no string stood).
 Every strategy's output is left alone by its own detector, so masking twice changes
 nothing more.
 """
