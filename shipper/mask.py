@@ -189,13 +189,17 @@ AWS_KEY = re.compile(
 
 # Korean resident registration numbers: YYMMDD-GXXXXXX, found at the hyphen (a literal
 # is searched for at str.find's speed) with the birth date just before it, which must
-# be a real day.
-RRN = re.compile(r"-(?<=(?<![\w-])\d{6}-)[0-9]\d{6}(?![\w-])")
+# be a real day.  Hangul or Hanzi may touch an ID number (주민번호900101-…), ASCII
+# letters and digits may not.
+RRN = re.compile(
+    r"-(?<=(?:(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9_-]))\d{6}-)[0-9]\d{6}(?![A-Za-z0-9_-])"
+)
 # Chinese resident identity numbers: region, YYYYMMDD, sequence, a MOD 11-2 check
 # character (X for 10).  Found by their 17 digits; the check and the date confirm.
 CN_ID = re.compile(
-    _starting("[1-9]", r"[\w-]") + r"\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])"
-    r"(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\w-])"
+    r"(?:(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9_-]))"
+    r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])"
+    r"(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![A-Za-z0-9_-])"
 )
 # A password in a connection URL: scheme://user:password@host.
 URL_PASSWORD = re.compile(r"://(?P<user>[^:/@\s\"\\]*):(?P<password>[^@/\s\"\\]+)@(?=[\w\[])")
@@ -871,9 +875,35 @@ class Masker:
         return _regex_detector(name, regex, replace, hints)
 
     def _cn_id(self, strategy: Strategy) -> _Detector:
-        detector = self._simple("cn_id", CN_ID, strategy, _partial_cn_id, (), _is_cn_id)
-        detector.precheck = _may_hold_cn_id
-        return detector
+        """Chinese ID numbers, looked for only where a run of 17 digits starts (found in
+        the digits' shape: long order ids would make a search of every digit costly)."""
+        write = self._strategy("cn_id", strategy, _partial_cn_id)
+        run = b"0" * 17
+
+        def sub(text: str) -> str:
+            shape = _digit_shape(text)
+            if len(shape) != len(text):  # not ASCII: offsets differ; search it all
+                return CN_ID.sub(lambda m: write(m[0]) if _is_cn_id(m[0]) else m[0], text)
+            pieces: list[str] = []
+            done = at = 0
+            while (at := shape.find(run, at)) != -1:
+                # The digits may begin with a JSON escape's (\u8bc1 before the number).
+                escape = text.rfind("\\u", max(0, at - 5), at + 1)
+                start = escape + 6 if escape != -1 and escape + 6 > at else at
+                found = CN_ID.match(text, start)
+                if found is not None and _is_cn_id(found[0]):
+                    pieces += (text[done:start], write(found[0]))
+                    done = found.end()
+                # On past this run of digits.
+                at = shape.find(b" ", at + 17)
+                if at == -1:
+                    break
+            if not pieces:
+                return text
+            pieces.append(text[done:])
+            return "".join(pieces)
+
+        return _Detector("cn_id", sub, (), _may_hold_cn_id)
 
     def _rule(
         self, name: str, pattern: str, strategy: Literal["redact", "hash"], text: str | None

@@ -198,7 +198,8 @@ class Renderer:
         return document
 
     def _raw(self, record: Record | Line, position: Position, key_rules: bool) -> str:
-        """The raw event text of ``record`` with key rules applied, before masking."""
+        """The raw event text of ``record``, before masking (which applies the key
+        rules to it too)."""
         if isinstance(record, Record):
             self._check_time(record.fields, position, record.end, record.text)
             # A one-line record (the usual one) is its own text.

@@ -220,6 +220,27 @@ class TestNewDetectors:
         as_json, _ = shipped(f"trace {wrong}")
         assert wrong in as_json
 
+    def test_hangul_and_hanzi_may_touch_the_numbers(self) -> None:
+        """주민번호900101-… and 身份证1101…, in text and in JSON with and without
+        ensure_ascii (whose escape ends in hex digits right before the number)."""
+        number = _cn_id("11010519491231002")
+        for message in ("주민번호900101-1234567입니다", f"身份证{number}已验证"):
+            events = list(shipped(message))
+            for line in (
+                json.dumps({"m": message}),
+                json.dumps({"m": message}, ensure_ascii=False),
+            ):
+                events += render([line], "json", DEFAULTS)
+            for event in events:
+                assert "1234567" not in event
+                assert "19491231" not in event
+
+    def test_long_order_ids_are_no_id_numbers(self) -> None:
+        """Runs of 17 digits and more that fail the date or the check are kept."""
+        ids = "order 1234567890123456789 trace 99999999999999999999 ref 110105194913310021"
+        as_json, _ = shipped(ids)
+        assert json.loads(as_json)["message"] == ids
+
     @pytest.mark.parametrize("strategy", ["redact", "hash", "off"])
     def test_each_is_a_strategy(self, strategy: str) -> None:
         config = MaskingConfig(rrn=strategy, cn_id=strategy, hash_key="k")  # type: ignore[arg-type]
