@@ -367,7 +367,7 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
         search = _AT_OR_PERCENT_DOMAIN if percent else _AT_DOMAIN
     for found in search.finditer(text):
         at = found.start()
-        if _scp_remote(text, found.end()):
+        if text[found.end() : found.end() + 1] == ":" and _scp_remote(text, found.end()):
             continue  # git@github.com:org/repo.git is a remote, not an address
         # The usual address: its local part is the run of local-part characters before
         # the "@" (rstrip finds where it starts, in C), shorter than 64 characters,
@@ -647,6 +647,14 @@ class Masker:
         aws_key is on) run over the whole text at once: each line is masked exactly as
         on its own, and the cost per line of looking is gone.
         """
+        text, detectors = self._mask_chunk(text, key_lines)
+        lines = text.split("\n")
+        lines.pop()  # the empty text after the last newline
+        return [_apply(detectors, line) for line in lines] if detectors else lines
+
+    def _mask_chunk(self, text: str, key_lines: int | None) -> tuple[str, list[_Detector]]:
+        """``text`` with the key rules and the detectors that may run over many lines
+        at once applied; and the others, those that could match in it."""
         detectors = self._detectors
         if self._key_find is not None and key_lines != 0:
             if key_lines is None:
@@ -663,10 +671,7 @@ class Masker:
             text = _apply(detectors[:1], text)
             detectors = detectors[1:]
         # The others line by line, those that could match somewhere in the chunk.
-        detectors = [detector for detector in detectors if detector.may_match(text)]
-        lines = text.split("\n")
-        lines.pop()  # the empty text after the last newline
-        return [_apply(detectors, line) for line in lines] if detectors else lines
+        return text, [detector for detector in detectors if detector.may_match(text)]
 
     def mask_all(self, texts: list[str], key_texts: int | None = None) -> list[str]:
         """``[mask(text) for text in texts]``, the key rules applied to the first
@@ -674,11 +679,16 @@ class Masker:
         newline."""
         if not self._detectors and (self._key_find is None or key_texts == 0):
             return texts
-        joined = "\n".join(texts)
-        if joined.count("\n") != len(texts) - 1:
+        joined = "\n".join(texts) + "\n"
+        if joined.count("\n") != len(texts):
             limit = len(texts) if key_texts is None else key_texts
             return [self.mask(text, index < limit) for index, text in enumerate(texts)]
-        return self.mask_lines(joined + "\n", key_texts)
+        masked, detectors = self._mask_chunk(joined, key_texts)
+        if masked is joined and not detectors:
+            return texts  # nothing to mask: no need to split the chunk again
+        lines = masked.split("\n")
+        lines.pop()
+        return [_apply(detectors, line) for line in lines] if detectors else lines
 
     def digest(self, kind: str, text: str) -> str:
         """The keyed, stable token that ``hash`` writes for ``text``."""
