@@ -800,8 +800,12 @@ class Masker:
         if text.startswith(REDACTED, at):
             return None
         header = key.lower().replace("-", "_").endswith(_HEADER_NAMES)
+        line_start = text.rfind("\n", 0, at) + 1
+        json_line = text.startswith("{", line_start)
         for quote in ('\\"', '"', "'"):
             if text.startswith(quote, at):
+                if quote == '"' and json_line and close != '"':
+                    return None  # in JSON text the string ends here ("token=")
                 end = _closing(text, at + len(quote), quote)
                 if end == -1:
                     break  # no closing quote: read it as an unquoted value
@@ -823,8 +827,7 @@ class Masker:
             written = quote + REDACTED + quote
             return None if text[at + 1 : end] == written else (at + 1, end, written)
         if header:
-            line_start = text.rfind("\n", 0, at) + 1
-            ends = _HEADER_END_JSON if text.startswith("{", line_start) else _HEADER_END_RAW
+            ends = _HEADER_END_JSON if json_line else _HEADER_END_RAW
             stop = ends.search(text, at)
             end = stop.start() if stop else len(text)
             if stop and ends is _HEADER_END_JSON:

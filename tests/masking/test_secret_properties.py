@@ -149,3 +149,24 @@ class TestEventsStayWhole:
         json.loads(as_json)
         assert MASKER.mask(as_json) == as_json
         assert MASKER.mask(raw) == raw
+
+    @_SETTINGS
+    @given(
+        _surrounding,
+        _key,
+        st.sampled_from(["=", ": ", "='", '="', '": "', "%3D", ":", " = "]),
+        _surrounding,
+    )
+    def test_a_key_anywhere_keeps_json_whole(
+        self, before: str, key: str, separator: str, after: str
+    ) -> None:
+        """A key and separator where a string ends, a quote opens or nothing follows:
+        JSON events, and JSON lines shipped raw, still parse."""
+        message = f"{before}{key}{separator}{after}"
+        as_json, _ = _events(message)
+        json.loads(as_json)
+        for line in (json.dumps({"m": message, "n": 1}), json.dumps({key: after, "m": message})):
+            for output in ("json", "raw"):
+                (event,) = render([line], "json", MASKER, output=output)
+                json.loads(event)
+                assert MASKER.mask(event) == event
