@@ -366,8 +366,8 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     else:
         search = _AT_OR_PERCENT_DOMAIN if percent else _AT_DOMAIN
     for found in search.finditer(text):
-        at = found.start()
-        if text[found.end() : found.end() + 1] == ":" and _scp_remote(text, found.end()):
+        at, end = found.span()
+        if text[end : end + 1] == ":" and _scp_remote(text, end):
             continue  # git@github.com:org/repo.git is a remote, not an address
         # The usual address: its local part is the run of local-part characters before
         # the "@" (rstrip finds where it starts, in C), shorter than 64 characters,
@@ -375,7 +375,8 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
         low = at - 64 if at - 64 > done else done
         window = text[low:at]
         start = low + len(window.rstrip(_LOCAL_RUN))
-        if low < start < at and text[start - 1] != "\\" and text[start - 1].isascii():
+        # (Not after a backslash nor a character beyond ASCII: see below.)
+        if low < start < at and text[start - 1] < "\x80" and text[start - 1] != "\\":
             local = text[start:at]
             if (
                 local[0] != "."
@@ -385,7 +386,7 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
             ):
                 pieces.append(text[done:start])
                 pieces.append(write(local, found["domain"]))
-                done = found.end()
+                done = end
                 continue
         # After a letter beyond ASCII or a backslash: read back letter by letter.
         before = text[start - 1] if start > done else ""
@@ -707,15 +708,11 @@ class Masker:
         if not self._key_mentions:
             return False
         lower = text.lower()
-        for word in self._key_stems:
-            if word in lower:
-                break
-        else:
-            return False  # the usual text: no word of any name
+        present = {word for word in self._key_stems if word in lower}
         return any(
             mention.search(lower) is not None
             for words, mention in self._key_mentions
-            if any(word in lower for word in words)
+            if not present.isdisjoint(words)
         )
 
     def sensitive(self, key: str) -> bool:
