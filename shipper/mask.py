@@ -682,14 +682,30 @@ class Masker:
             return texts
         joined = "\n".join(texts) + "\n"
         if joined.count("\n") != len(texts):
-            limit = len(texts) if key_texts is None else key_texts
-            return [self.mask(text, index < limit) for index, text in enumerate(texts)]
+            return self._mask_mixed(texts, key_texts)
         masked, detectors = self._mask_chunk(joined, key_texts)
         if masked is joined and not detectors:
             return texts  # nothing to mask: no need to split the chunk again
         lines = masked.split("\n")
         lines.pop()
         return [_apply(detectors, line) for line in lines] if detectors else lines
+
+    def _mask_mixed(self, texts: list[str], key_texts: int | None) -> list[str]:
+        """:meth:`mask_all` of texts some of which hold a newline (a traceback): those
+        one at a time, the others together."""
+        limit = len(texts) if key_texts is None else key_texts
+        several = [index for index, text in enumerate(texts) if "\n" in text]
+        masked = list(texts)
+        for index in several:
+            masked[index] = self.mask(texts[index], index < limit)
+        apart = set(several)
+        single = [index for index in range(len(texts)) if index not in apart]
+        if single:
+            keyed = sum(1 for index in single if index < limit)
+            lines = self.mask_all([texts[index] for index in single], keyed)
+            for index, line in zip(single, lines, strict=True):
+                masked[index] = line
+        return masked
 
     def digest(self, kind: str, text: str) -> str:
         """The keyed, stable token that ``hash`` writes for ``text``."""
