@@ -140,7 +140,7 @@ def _check(loaded: config.Config, path: Path) -> int:
         for problem in problems:
             print(logs.mask(f"shipper: {problem}"), file=sys.stderr)
         return EXIT_CONFIG
-    print(f"{path}: ok ({len(loaded.sources)} sources)")
+    print(logs.mask(f"{path}: ok ({len(loaded.sources)} sources)"))
     return EXIT_OK
 
 

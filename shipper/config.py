@@ -38,8 +38,33 @@ RETENTION_DAYS = (
 STREAM_PLACEHOLDERS = frozenset({"category", "hostname", "instance_id", "task_id", "container"})
 
 # Masking detectors (each a key of `masking`) and the default key rules.
-MASK_DETECTORS = ("email", "ipv4", "ipv6", "phone", "card", "jwt", "bearer", "aws_key")
-DEFAULT_MASK_KEYS = ("password", "passwd", "token", "authorization", "secret", "cookie", "api_key")
+MASK_DETECTORS = (
+    "email",
+    "ipv4",
+    "ipv6",
+    "phone",
+    "card",
+    "jwt",
+    "bearer",
+    "aws_key",
+    "rrn",
+    "cn_id",
+    "url_password",
+    "private_key",
+)
+DEFAULT_MASK_KEYS = (
+    "password",
+    "passwd",
+    "token",
+    "authorization",
+    "secret",
+    "cookie",
+    "api_key",
+    "access_key",
+    "private_key",
+    "session_id",
+    "signature",
+)
 
 
 class ConfigError(Exception):
@@ -652,7 +677,10 @@ class MaskingConfig:
     )
     phone: Strategy = field(
         default="off",
-        metadata=doc("Phone numbers (+82 10-…, (555) 123-4567, 010-…): partial (last 2 digits)."),
+        metadata=doc(
+            "Phone numbers (+82 10-…, (555) 123-4567, 010-…, 01012345678, 13812345678): "
+            "partial (last 2 digits)."
+        ),
     )
     card: Strategy = field(
         default="off",
@@ -667,14 +695,37 @@ class MaskingConfig:
     aws_key: Strategy = field(
         default="off", metadata=doc("AWS access key ids (AKIA…, ASIA…): partial (4+4 kept).")
     )
+    rrn: Strategy = field(
+        default="partial",
+        metadata=doc(
+            "Korean resident registration numbers (YYMMDD-NNNNNNN, a real date): "
+            "partial (900101-1******)."
+        ),
+    )
+    cn_id: Strategy = field(
+        default="partial",
+        metadata=doc(
+            "Chinese resident ID numbers (18 characters, checksum and date checked): "
+            "partial (region and last 4 kept)."
+        ),
+    )
+    url_password: Strategy = field(
+        default="redact",
+        metadata=doc("Passwords in URLs (postgres://app:secret@db/…): partial (***) | redact."),
+    )
+    private_key: Strategy = field(
+        default="redact",
+        metadata=doc("PEM private key blocks: the body replaced (partial = redact) | hash."),
+    )
     rules: list[MaskRule] = field(
         default_factory=list, metadata=doc("Custom rules, applied after the detectors.")
     )
     keys: list[str] = field(
         default_factory=lambda: list(DEFAULT_MASK_KEYS),
         metadata=doc(
-            "Values under keys ending with these names (any case, - as _) are redacted "
-            "at any depth of a JSON message or the fields; [] turns this off.",
+            "Values under keys ending with these names (any case; apiKey, api-key, "
+            "password1, password_confirm) are redacted wherever the text holds one: JSON "
+            "at any depth, key=value, headers, reprs, SQL; [] (or off) turns this off.",
             off=[],
         ),
     )

@@ -907,16 +907,18 @@ class Follower:
         if body:
             for raw in encoding.lines(body):
                 while len(raw) > limit:
-                    lines.append((raw[:limit], False, position))
-                    position += limit
-                    raw = raw[limit:]
+                    cut = _part_end(raw, limit)
+                    lines.append((raw[:cut], False, position))
+                    position += cut
+                    raw = raw[cut:]
                 lines.append((raw, True, position))
                 position += len(raw) + encoding.unit
         if len(tail) >= limit:  # a line longer than the limit: ship a part of it now
             while len(tail) >= limit:
-                lines.append((tail[:limit], False, position))
-                position += limit
-                tail = tail[limit:]
+                cut = _part_end(tail, limit)
+                lines.append((tail[:cut], False, position))
+                position += cut
+                tail = tail[cut:]
         cursor.read_offset = position
         return lines
 
@@ -1045,3 +1047,15 @@ def _sized(st: os.stat_result, size: int) -> os.stat_result:
 def source_key(source: SourceConfig) -> str:
     """The key of a source's checkpoints: its live path."""
     return str(Path(source.path))
+
+
+# How far back from the limit a part may end at a space instead.
+_CUT_WINDOW = 1024
+
+
+def _part_end(line: bytes, limit: int) -> int:
+    """Where the first part of an overlong line ends: after the last space in the
+    bytes before the limit (no address, token or number the masking rules find spans
+    a space, so none is cut in two and leaks from both parts), else at the limit."""
+    space = line.rfind(b" ", max(1, limit - _CUT_WINDOW), limit)
+    return space + 1 if space != -1 else limit

@@ -16,6 +16,7 @@ system's MIME types) and the rest, ~1.3 MiB of a sidecar's resident memory.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp.web_request import BaseRequest
@@ -23,7 +24,7 @@ from aiohttp.web_response import Response
 from aiohttp.web_server import Server
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shipper import metrics, telemetry
+from shipper import logs, metrics, telemetry
 
 READY_FAILURE_GRACE = 120.0
 # How long open connections get to finish when the server stops.
@@ -79,10 +80,20 @@ class HealthServer:
 
     async def _readyz(self) -> Response:
         problems = self.readiness()
-        if problems:
-            return Response(status=503, text="".join(f"{p}\n" for p in problems))
+        if problems:  # masked: a reason may name a path (a folder named after a user)
+            return Response(status=503, text="".join(f"{logs.mask(p)}\n" for p in problems))
         return Response(text="ready\n")
 
     async def _metrics(self) -> Response:
         body = generate_latest(metrics.REGISTRY)
+        # Label values (file paths) masked like our own logs.
+        body = _LABEL_VALUE.sub(_masked_label, body.decode()).encode()
         return Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# A label's value in the exposition format: ="…" with \\, \" and \n escapes.
+_LABEL_VALUE = re.compile(r'="((?:[^"\\]|\\.)*)"')
+
+
+def _masked_label(match: re.Match[str]) -> str:
+    return f'="{logs.mask(match.group(1))}"'

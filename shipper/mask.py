@@ -1,28 +1,37 @@
 """Masking of personal data and secrets, before anything leaves the process.
 
-A :class:`Masker` rewrites every match of its detectors in a string.  It is applied
-to the final text of each event (so fields, nested JSON and tracebacks are all
-covered by one pass) and to the shipper's own log lines.  Each detector runs only
-when a cheap substring test says it could match.
+A :class:`Masker` rewrites, in any string, the values under its key rules' keys and
+then every match of its detectors.  It is applied to the final text of each event
+(so fields, nested JSON and tracebacks are all covered by one pass), in JSON and raw
+output alike, and to everything the shipper writes itself.  Each detector runs only
+when a cheap test (a substring, the shape of the text's digits) says it could match.
 
 Detectors, each ``off`` or with its own strategy:
 
-==========  =====================================  ================================
-detector    finds                                  ``partial`` writes
-==========  =====================================  ================================
-email       ``someone@example.com``, ``%40``-      ``**meon*@example.com``
-            encoded, quoted local parts
-ipv4        ``192.168.10.23``                      ``192.168.10.*``
-ipv6        ``2001:db8:85a3::8a2e:370:7334``       ``2001:db8:85a3::*`` (the /48)
-phone       ``+82 10-1234-5678``, ``(555) 123-     every digit but the last two
-            4567``, ``010-1234-5678``              as ``*``
-card        13-19 digits from 2-6 (contiguous or   every digit but the last four
-            grouped) that pass the Luhn check      as ``*``
-            (order ids mostly fail it)
-jwt         ``eyJ….eyJ….sig``                      the header, then ``.*.*``
-bearer      ``Bearer <token of 16+ chars>``        ``Bearer abcd***``
-aws_key     ``AKIA…``/``ASIA…`` access key ids     ``AKIA************MPLE``
-==========  =====================================  ================================
+============  ===================================  ================================
+detector      finds                                ``partial`` writes
+============  ===================================  ================================
+email         ``someone@example.com``, ``%40``/    ``**meon*@example.com`` (an
+              ``%2540``-encoded, quoted local      escape in the local part counts
+              parts, any script (``홍길동@회사.     as one character)
+              한국``), JSON escapes, U+FF20
+ipv4          ``192.168.10.23``                    ``192.168.10.*``
+ipv6          ``2001:db8:85a3::8a2e:370:7334``     ``2001:db8:85a3::*`` (the /48)
+phone         ``+82 10-1234-5678``, ``(555) 123-   every digit but the last two
+              4567``, ``010-1234-5678``,           as ``*``
+              ``01012345678``, ``13812345678``
+card          13-19 digits from 2-6 (contiguous    every digit but the last four
+              or grouped) that pass the Luhn       as ``*``
+              check (order ids mostly fail it)
+jwt           ``eyJ….eyJ….sig``                    the header, then ``.*.*``
+bearer        ``Bearer <token of 16+ chars>``      ``Bearer abcd***``
+aws_key       ``AKIA…``/``ASIA…`` access key ids   ``AKIA************MPLE``
+rrn           ``900101-1234567`` (a real date)     ``900101-1******``
+cn_id         18 characters, a real date and a     ``110105********002X``
+              valid MOD 11-2 check character
+url_password  ``postgres://app:secret@db``         ``postgres://app:***@db``
+private_key   PEM ``PRIVATE KEY`` blocks           the body as ``<private_key>``
+============  ===================================  ================================
 
 ``redact`` writes ``<name>`` (``<email>``); ``hash`` writes ``<name:0123456789abcdef>``,
 a keyed BLAKE2b digest of the matched text (the address lower-cased): stable across
@@ -30,15 +39,18 @@ restarts for one key, so one user's events still correlate without revealing the
 Custom rules (a name, a regular expression, ``redact`` with an optional replacement
 text, or ``hash``) run after the detectors.
 
-Key rules are for structured data: the value under a key that, lower-cased with
-``-`` read as ``_``, ends with one of the configured names (``password``,
-``token``, …) becomes ``<redacted>`` — in a JSON message or the fields, at any depth
-(:meth:`Masker.redact_keys`), and in raw text as ``"key": value`` or ``key=value``
-(:meth:`Masker.redact_key_text`).
+Key rules: the value under a key whose words (``apiKey``, ``X-Api-Key``: api, key),
+run together without trailing digits or a suffix such as ``confirm``, end with one
+of the configured names (``password``, ``token``, ``api_key``, …) becomes
+``<redacted>``: in a JSON message or the fields, at any depth
+(:meth:`Masker.redact_keys`), and wherever text holds one
+(:meth:`Masker.redact_key_text`): ``"key": value``, JSON inside a JSON string, ``key=value`` (also
+``%3D``), ``'key': 'value'``, ``key='value'``, SQL, and ``Key: value`` headers, whose
+whole value goes (an Authorization scheme kept: ``Bearer <redacted>``).
 
-Detectors' replacements never contain ``"`` or ``\\`` nor split a JSON escape, and a
-custom rule's match is cut before the first of them, so masking JSON text keeps it
-valid JSON (the raw-text key rule writes ``"<redacted>"`` where a JSON value stood).
+Replacements never contain ``"`` or ``\\`` nor split a JSON escape, and a custom
+rule's match is cut before the first of them, so masking JSON text keeps it valid
+JSON (a key rule writes ``"<redacted>"`` where a JSON value that is no string stood).
 Every strategy's output is left alone by its own detector, so masking twice changes
 nothing more.
 """
@@ -79,18 +91,52 @@ _AFTER_ESCAPE = r"(?<=\\[nrtbf])"
 # more letters; its labels (1-63 letters, digits and inner hyphens) are read
 # possessively: the text between two dots is the label, so there is nothing to try
 # again, and not trying halves the cost of a match.
-_LOCAL_CHAR = r"(?:[A-Za-z0-9!#$+^_~-]|%(?!40)[0-9A-Fa-f]{2})"
-_DOMAIN = r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}+(?<!-)\.)+[A-Za-z]{2,63}+(?![A-Za-z0-9-])"
+#
+# Beyond ASCII: a label's letters may be any script's (bücher.de, 회사.한국) or JSON
+# escapes of them (b\u00fccher.de); a TLD is ASCII letters, punycode (xn--3e0b707e) or
+# letters of another script (한국, 中国).  The "@" may be full-width (＠, \uff20) and,
+# URL-encoded, %40 or %2540 (encoded twice).
+_LOCAL_CHAR = r"(?:[A-Za-z0-9!#$+^_~-]|%(?!40|2540)[0-9A-Fa-f]{2})"
+_LABEL_CHAR = r"(?:[^\W_]|\\u[0-9A-Fa-f]{4})"
+_DOMAIN = (
+    r"(?:" + _LABEL_CHAR + r"(?:" + _LABEL_CHAR + r"|-){0,62}+(?<!-)\.)+"
+    r"(?:(?:xn--[a-z0-9-]{2,59}+|[A-Za-z]{2,63}+)(?![A-Za-z0-9-])"
+    r"|(?:[^\W\d_A-Za-z]|\\u[0-9A-Fa-f]{4}){2,63}+)"
+)
+_AT = r"(?:@|\uff20|\\u[fF][fF]20)"
+_AT_OR_PERCENT = r"(?:@|\uff20|\\u[fF][fF]20|%40|%2540)"
 EMAIL = re.compile(
     r"(?:(?:" + _AFTER_ESCAPE + r"|(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9!#$+^_~\\-]))"
     r"(?P<local>" + _LOCAL_CHAR + r"++(?:\." + _LOCAL_CHAR + r"++)*+)"
-    r"|\\?\"(?P<quoted>(?!\s*[,:\]}])(?:[^\"\\\r\n@%]|%(?!40)){1,64}+)\\?\")"
-    r"(?:@|%40)"
-    r"(?P<domain>" + _DOMAIN + ")"
+    r"|(?P<q>(?<!\\)\\?)\"(?P<quoted>(?!\s*[,:\]}])(?:[^\"\\\r\n@%]|%(?!40)){1,64}+)(?P=q)\")"
+    + _AT_OR_PERCENT
+    + r"(?P<domain>"
+    + _DOMAIN
+    + ")"
 )
 # Each "@" (or "%40") with the domain after it: where an address could end (see _email_sub).
-_AT_DOMAIN = re.compile("@(?P<domain>" + _DOMAIN + ")")
-_AT_OR_PERCENT_DOMAIN = re.compile("(?:@|%40)(?P<domain>" + _DOMAIN + ")")
+_AT_DOMAIN = re.compile(_AT + "(?P<domain>" + _DOMAIN + ")")
+_AT_OR_PERCENT_DOMAIN = re.compile(_AT_OR_PERCENT + "(?P<domain>" + _DOMAIN + ")")
+# The same for text of ASCII without a \u escape (nearly every line), whose domains
+# are ASCII: searched several times faster.
+_ASCII_DOMAIN = (
+    r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}+(?<!-)\.)+"
+    r"(?:xn--[a-z0-9-]{2,59}+|[A-Za-z]{2,63}+)(?![A-Za-z0-9-])"
+)
+_ASCII_AT_DOMAIN = re.compile("@(?P<domain>" + _ASCII_DOMAIN + ")")
+_ASCII_AT_OR_PERCENT_DOMAIN = re.compile("(?:@|%40|%2540)(?P<domain>" + _ASCII_DOMAIN + ")")
+
+
+def _may_hold_address(text: str) -> bool:
+    """Whether ``text`` holds an "@" in any form: one character is found at memchr's
+    speed, so the rarer forms are looked for only after theirs."""
+    if "@" in text:
+        return True
+    if "%" in text and ("%40" in text or "%2540" in text):
+        return True
+    if "\\u" in text and ("\\uff20" in text or "\\uFF20" in text):
+        return True
+    return not text.isascii() and "\uff20" in text
 
 
 def _starting(first: str, not_after: str) -> str:
@@ -117,6 +163,8 @@ PHONE = re.compile(
     r"|(?<=\()\d{3}\)[ .-]?\d{3}[ .-]?\d{4}"  # (555) 123-4567
     r"|(?<=0)[1-9]\d?[ .-]\d{3,4}[ .-]\d{4}"  # 010-1234-5678 (00 is no area code)
     r"|(?<=\d)\d{2}[.-]\d{3}[.-]\d{4}"  # 555-123-4567
+    r"|(?<=0)1[016-9]\d{7,8}"  # 01012345678 (Korean mobile)
+    r"|(?<=1)[3-9]\d(?:\d{8}|[ -]\d{4}[ -]\d{4})"  # 13812345678, 139-1234-5678 (China)
     r")(?![\w*])"
 )
 # Card numbers as written: contiguous, in groups of four, or Amex's 4-6-5.
@@ -125,8 +173,11 @@ CARD = re.compile(
     r"|\d{3}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{1,7}"
     r"|\d{3}(?P<amex>[ -])\d{6}(?P=amex)\d{5})(?![\w*])"
 )
+# After a word character only when that ends a JSON escape (\n) or a URL escape
+# (jwt%3DeyJ…: an encoded "=").
 JWT = re.compile(
-    r"eyJ(?:(?<=\\[nrtbf]eyJ)|(?<![\w-]eyJ))[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+    r"eyJ(?:(?<=\\[nrtbf]eyJ)|(?<=%[0-9A-Fa-f]{2}eyJ)|(?<![\w-]eyJ))"
+    r"[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
 )
 BEARER = re.compile(
     r"(?P<scheme>" + _starting("[Bb]", r"\w") + r"(?:earer|EARER))\s+"
@@ -136,9 +187,42 @@ AWS_KEY = re.compile(
     r"A(?<![A-Z0-9]A)(?:KI|SI|ID|RO|GP|NP|NV|IP|PK|BI|CC|SC)A[A-Z0-9]{16}(?![A-Z0-9])"
 )
 
+# Korean resident registration numbers: YYMMDD-GXXXXXX, found at the hyphen (a literal
+# is searched for at str.find's speed) with the birth date just before it, which must
+# be a real day.  Hangul or Hanzi may touch an ID number (주민번호900101-…), ASCII
+# letters and digits may not.
+RRN = re.compile(
+    r"-(?<=(?:(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9_-]))\d{6}-)[0-9]\d{6}(?![A-Za-z0-9_-])"
+)
+# Chinese resident identity numbers: region, YYYYMMDD, sequence, a MOD 11-2 check
+# character (X for 10).  Found by their 17 digits; the check and the date confirm.
+CN_ID = re.compile(
+    r"(?:(?<=\\u[0-9A-Fa-f]{4})|(?<![A-Za-z0-9_-]))"
+    r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])"
+    r"(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![A-Za-z0-9_-])"
+)
+# A password in a connection URL: scheme://user:password@host.
+URL_PASSWORD = re.compile(r"://(?P<user>[^:/@\s\"\\]*):(?P<password>[^@/\s\"\\]+)@(?=[\w\[])")
+# A PEM private key block, to its END line (or, cut off, to the end of the text or
+# JSON string); or the lines of one that end with its END line (the BEGIN line was a
+# record's message, the rest its continuation lines: another JSON field).
+PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?P<kind>[A-Z0-9 ]*)PRIVATE KEY-----"
+    r"(?:[^\"\-]|-(?!----END))*+(?P<end>-----END (?P=kind)PRIVATE KEY-----)?"
+    r"|(?:[A-Za-z0-9+/=]++(?:\\r)?+(?:\\n|\r?\n))++-----END (?P<tail>[A-Z0-9 ]*)PRIVATE KEY-----"
+)
+
+
+# A character of a local part as written: an escape counts as one.
+_LOCAL_UNIT = re.compile(r"\\+(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|.)|.", re.DOTALL)
+
 
 def partial_email(local: str, domain: str) -> str:
-    """The applications' own partial form of an address."""
+    """The applications' own partial form of an address (an escape in the local part,
+    jos\u00e9, counts as one character, so none is cut in two)."""
+    if "\\" in local:
+        units = _LOCAL_UNIT.findall(local)
+        return f"**{''.join(units[2:-1])}*@{domain}"
     return f"**{local[2:-1]}*@{domain}"
 
 
@@ -203,6 +287,62 @@ def _run_start(text: str, at: int, done: int) -> int:
     return start
 
 
+# An escape that ends where a local part could start: JSON's and Python's (\u00e9,
+# \x1c, \n), maybe with its backslash escaped again (\\x1c: JSON text of a bytes repr).
+_ESCAPE_BEFORE = re.compile(
+    r"\\+(?:u(?P<code>[0-9A-Fa-f]{4})|x[0-9A-Fa-f]{2}|U[0-9A-Fa-f]{8}|[nrtbfav])\Z"
+)
+
+
+def _latin_letter(char: str) -> bool:
+    """A letter of the Latin alphabets beyond ASCII (é, ü, ł): part of a word."""
+    return "\u00c0" <= char <= "\u024f" and char not in "\u00d7\u00f7"
+
+
+def _wide_local_start(text: str, at: int, done: int) -> int:
+    """Where the local part that ends at ``at`` starts (``at``: there is none), read
+    back one character or escape at a time: ASCII local-part characters and Latin
+    letters (josé, müller, jos\u00e9), or else only letters of another script (홍길동,
+    \ud64d\uae38); an escape that is no letter (\x1c, \n) or another script's letter
+    after ASCII (고객kim@) ends it, as does a backslash of a Windows path."""
+    start = at
+    other = False  # reading another script's letters
+    low = max(done, at - 128)
+    while start > low:
+        escape = _ESCAPE_BEFORE.search(text, max(low, start - 12), start)
+        if escape is not None:
+            code = escape["code"]
+            char = chr(int(code, 16)) if code else ""
+            if _latin_letter(char) and not other:
+                start = escape.start() + len(escape.group()) - 6  # the escape's own "\"
+                continue
+            if char.isalpha() and not char.isascii() and (other or start == at):
+                other = True
+                start = escape.start() + len(escape.group()) - 6
+                continue
+            break
+        char = text[start - 1]
+        if other:
+            if not (char.isalpha() and not char.isascii() and not _latin_letter(char)):
+                break
+        elif char in _LOCAL_RUN or _latin_letter(char):
+            pass
+        elif char.isalpha() and not char.isascii() and start == at:
+            other = True
+        else:
+            break
+        start -= 1
+    while start < at and text[start] == ".":
+        start += 1
+    return at if text[at - 1 : at] == "." else start
+
+
+def _scp_remote(text: str, end: int) -> bool:
+    """Whether the address-like text ending at ``end`` is an scp-style remote
+    (``git@github.com:org/repo.git``): a path follows a colon right after it."""
+    return text[end : end + 1] == ":" and text[end + 1 : end + 2].isalpha()
+
+
 def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     """``EMAIL.sub``, each address written by ``write(local part, domain)``, but searching
     only near each ``@`` / ``%40``.
@@ -221,15 +361,22 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     pieces = []
     done = 0  # the text before this offset is final
     # A "%" test first: the search for "@" alone runs several times faster.
-    for found in (_AT_OR_PERCENT_DOMAIN if percent else _AT_DOMAIN).finditer(text):
-        at = found.start()
+    if text.isascii() and "\\u" not in text:
+        search = _ASCII_AT_OR_PERCENT_DOMAIN if percent else _ASCII_AT_DOMAIN
+    else:
+        search = _AT_OR_PERCENT_DOMAIN if percent else _AT_DOMAIN
+    for found in search.finditer(text):
+        at, end = found.span()
+        if text[end : end + 1] == ":" and _scp_remote(text, end):
+            continue  # git@github.com:org/repo.git is a remote, not an address
         # The usual address: its local part is the run of local-part characters before
         # the "@" (rstrip finds where it starts, in C), shorter than 64 characters,
         # after one that cannot continue it nor start a JSON escape.
         low = at - 64 if at - 64 > done else done
         window = text[low:at]
         start = low + len(window.rstrip(_LOCAL_RUN))
-        if low < start < at and text[start - 1] != "\\":
+        # (Not after a backslash nor a character beyond ASCII: see below.)
+        if low < start < at and text[start - 1] < "\x80" and text[start - 1] != "\\":
             local = text[start:at]
             if (
                 local[0] != "."
@@ -239,8 +386,17 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
             ):
                 pieces.append(text[done:start])
                 pieces.append(write(local, found["domain"]))
-                done = found.end()
+                done = end
                 continue
+        # After a letter beyond ASCII or a backslash: read back letter by letter.
+        before = text[start - 1] if start > done else ""
+        if before and (before == "\\" or not before.isascii()):
+            start = _wide_local_start(text, at, done)
+            if start < at:
+                pieces.append(text[done:start])
+                pieces.append(write(text[start:at], found["domain"]))
+                done = found.end()
+            continue
         # An address with this "@" ends where its domain does.
         start = _run_start(text, at, done)
         if start < at:
@@ -265,20 +421,107 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     return "".join(pieces)
 
 
+# Words of a key's name: lower-case runs, capitalised words (camelCase), digits.
+_KEY_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# Words that may follow a key rule's name and still name the same secret
+# (password_confirm, new_password1, password_hash).
+_KEY_SUFFIXES = frozenset(
+    ("confirm", "confirmation", "again", "repeat", "old", "new", "current", "hash", "plain")
+)
+# Keys whose value runs on past spaces: an HTTP header's whole value.
+_HEADER_NAMES = ("authorization", "cookie")
+# Authorization schemes kept before a redacted credential ("Bearer <redacted>").
+_AUTH_SCHEMES = frozenset(
+    {
+        "basic",
+        "bearer",
+        "digest",
+        "token",
+        "negotiate",
+        "ntlm",
+        "apikey",
+        "dpop",
+        "hoba",
+        "aws4-hmac-sha256",
+        "hawk",
+        "mutual",
+        "oauth",
+        "jwt",
+    }
+)
+# Where an unquoted value (password=hunter2&next=/) ends.
+_VALUE_END = re.compile(r"[\s&,;\"'\\)}\]]|%2[6Cc0]")
+# Characters of a key's name.
+_KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+# Where a header's unquoted value ends: the end of the line, or, in JSON text, the end
+# of the string (an unescaped quote) or an escaped line break.
+_HEADER_END_RAW = re.compile(r"[\r\n]")
+_HEADER_END_JSON = re.compile(r'(?<!\\)(?:\\\\)*+(?:"|\\[rn])')
+
+
+def _after_scheme(text: str, start: int, end: int) -> int:
+    """Where an Authorization value's credentials start: after its scheme, if it has one."""
+    space = text.find(" ", start, end)
+    if space != -1 and text[start:space].lower() in _AUTH_SCHEMES:
+        return len(text) - len(text[space:].lstrip(" ")) if space < end else end
+    return start
+
+
+def _stem(name: str) -> str:
+    """The word of a key rule's name that every spelling of it holds."""
+    words = key_words(name) or [name]
+    return words[-1] if len(words[-1]) >= 3 else max(words, key=len)
+
+
+def key_words(name: str) -> list[str]:
+    """The words of a key's name, lower-cased: ``apiKey`` and ``API_KEY`` → api, key."""
+    return [word.lower() for word in _KEY_WORDS.findall(name)]
+
+
+def _closing(text: str, at: int, quote: str) -> int:
+    """Where the string opened by ``quote`` before ``at`` closes: the index of its
+    closing quote (with its backslash for ``\\"``), or -1."""
+    escaped = len(quote) - 1  # backslashes right before the closing quote
+    while True:
+        end = text.find(quote[-1], at)
+        if end == -1:
+            return -1
+        before = text[max(0, end - 9) : end]
+        slashes = len(before) - len(before.rstrip("\\"))
+        if slashes == 1 if escaped else slashes % 2 == 0:
+            return end - escaped
+        at = end + 1
+
+
 class _Detector:
     """One kind of data: where to look, how to find it, what to write instead."""
 
-    __slots__ = ("hints", "name", "sub")
+    __slots__ = ("hints", "name", "precheck", "sub")
 
     def __init__(
         self,
         name: str,
         sub: Callable[[str], str],
         hints: tuple[str, ...] = (),
+        precheck: Callable[[str], bool] | None = None,
     ) -> None:
         self.name = name
         self.sub = sub  # the text with every match rewritten
         self.hints = hints  # substrings one of which every match contains; () = always look
+        self.precheck = precheck  # a cheap test every text with a match passes
+
+    def may_match(self, text: str) -> bool:
+        """Whether ``text`` passes the detector's cheap tests (so it must be searched)."""
+        hints = self.hints
+        if hints and not any(hint in text for hint in hints):
+            return False
+        return self.precheck is None or self.precheck(text)
+
+    @property
+    def within_lines(self) -> bool:
+        """Whether no match can span or touch a newline (so the detector may run over
+        many one-line texts at once)."""
+        return self.name in _WITHIN_LINES
 
 
 def _regex_detector(
@@ -298,8 +541,33 @@ def _apply(detectors: list[_Detector], text: str) -> str:
                     break
             else:
                 continue
-        text = detector.sub(text)
+        if detector.precheck is None or detector.precheck(text):
+            text = detector.sub(text)
     return text
+
+
+# Each byte of a text's UTF-8 as "0" (a digit), "-" or " " (anything else): runs of
+# digits are then found by bytes.find, far faster than a regex tries each position.
+_DIGIT_SHAPES = bytes(48 if 48 <= b <= 57 else 45 if b == 45 else 32 for b in range(256))
+_shape_of: tuple[str, bytes] = ("", b"")
+
+
+def _digit_shape(text: str) -> bytes:
+    """``text`` with digits as ``0``, ``-`` kept, the rest as spaces (the last one is
+    kept: the ID detectors test the same text in turn)."""
+    global _shape_of
+    if _shape_of[0] is not text:
+        encoded = text.encode("utf-8", "surrogatepass")
+        _shape_of = (text, encoded.translate(_DIGIT_SHAPES))
+    return _shape_of[1]
+
+
+def _may_hold_cn_id(text: str) -> bool:
+    return b"00000000000000000" in _digit_shape(text)
+
+
+def _may_hold_rrn(text: str) -> bool:
+    return b"000000-0000000" in _digit_shape(text)
 
 
 class Masker:
@@ -328,62 +596,116 @@ class Masker:
         for name, pattern, strategy, replacement in rules:
             self._detectors.append(self._rule(name, pattern, strategy, replacement))
         self.keys = tuple(k.lower().replace("-", "_") for k in keys)
-        self._key_text: re.Pattern[str] | None = None
-        # Whole names, as written with `_` or `-`: one is in any text a key rule applies to.
-        # (A part such as "api" of api_key would be found in nearly every URL.)
-        hints = sorted({v for k in self.keys for v in (k, k.replace("_", "-"))})
+        # Each name as its words run together (api_key: apikey): a key is sensitive when
+        # its own words, run together, end with one (see :meth:`sensitive`).
+        self._key_ends = tuple({"".join(key_words(k)) or k for k in self.keys})
+        self._sensitive: dict[str, bool] = {}
+        self._key_find: re.Pattern[str] | None = None
+        # A word of each name (its last, unless that is shorter than three letters:
+        # key of api_key, session of session_id), then the rest of a key, an optional
+        # closing quote, and ":", "=" or "%3D": one is in any text a key rule applies
+        # to, however its words are joined (api_key, X-Api-Key, apiKey lower-cased).
         # A pattern that starts with a literal is found at the speed of str.find, while
-        # an alternation of different names is tried at every character: one search per
-        # group of names that share their first letters (password and passwd; the
-        # regex compiler moves the shared part out in front).
+        # an alternation of different words is tried at every character: one search per
+        # group of words that share their first letters (password and passwd; the regex
+        # compiler moves the shared part out in front).
+        stems = sorted({_stem(k) for k in self.keys})
+        after = r"[\w.-]*(?P<close>\\{0,2}[\"'])?[ \t]*(?P<sep>[:=]|%3[dD])[ \t]*"
+        # The words, to be found by str.find first: for a short text, a regex call
+        # costs more than looking for a few words.
+        self._key_stems = tuple(stems)
         self._key_mentions = [
-            re.compile(f"(?:{'|'.join(map(re.escape, group))}){_AFTER_KEY}")
-            for _, group in itertools.groupby(hints, key=lambda hint: hint[:3])
-        ]
-        if self.keys:
-            words = "|".join(re.escape(k).replace("_", "[_-]") for k in self.keys)
-            # A key starts where a word starts, so the regex is not tried at every character.
-            self._key_text = re.compile(
-                rf"(?P<key>(?<![\w.-])\"?[\w.-]*(?:{words})\"?\s*[:=]\s*)"
-                r"(?P<value>\"(?:[^\"\\]|\\.)*\"|[^\s,;&\"{}\[\]]+)",
-                re.IGNORECASE,
+            (group, re.compile(f"(?:{'|'.join(map(re.escape, group))}){after}"))
+            for group in (
+                tuple(words) for _, words in itertools.groupby(stems, key=lambda stem: stem[:2])
             )
+        ]
+        if stems:
+            words = "|".join(map(re.escape, sorted(stems, key=len, reverse=True)))
+            self._key_find = re.compile(f"(?:{words}){after}", re.IGNORECASE)
 
     @property
     def enabled(self) -> bool:
-        return bool(self._detectors)
+        return bool(self._detectors) or self._key_find is not None
 
     # ------------------------------------------------------------------ text
 
-    def mask(self, text: str) -> str:
-        """The text with every match of every detector and rule masked."""
+    def mask(self, text: str, key_rules: bool = True) -> str:
+        """The text with its key rules' values redacted (unless ``key_rules`` is False:
+        the caller knows it holds no key), then every match of every detector and rule
+        masked."""
+        if key_rules and self._key_find is not None:
+            text = self.redact_key_text(text)
         return _apply(self._detectors, text)
 
-    def mask_lines(self, text: str) -> list[str]:
+    def mask_lines(self, text: str, key_lines: int | None = None) -> list[str]:
         """The lines of ``text`` (each ended by a newline), each masked as :meth:`mask`
-        masks it alone.
+        masks it alone; the key rules apply to the first ``key_lines`` lines (None: all;
+        the caller knows the others hold no key).
 
-        When e-mail is the first detector (none of bearer, jwt and aws_key is on), it runs
-        over the whole text at once: no address can span or touch a newline, so each
-        line is masked exactly as on its own, and the cost per line of looking is gone.
+        The key rules and the detectors at the front whose matches cannot span or touch
+        a newline (url_password, e-mail, cn_id, rrn: while none of bearer, jwt and
+        aws_key is on) run over the whole text at once: each line is masked exactly as
+        on its own, and the cost per line of looking is gone.
         """
-        detectors = self._detectors
-        if detectors and detectors[0].name == "email":
-            text = detectors[0].sub(text)
-            detectors = detectors[1:]
+        text, detectors = self._mask_chunk(text, key_lines)
         lines = text.split("\n")
         lines.pop()  # the empty text after the last newline
         return [_apply(detectors, line) for line in lines] if detectors else lines
 
-    def mask_all(self, texts: list[str]) -> list[str]:
-        """``[mask(text) for text in texts]``: as lines (:meth:`mask_lines`) when no text
-        holds a newline."""
-        if not self._detectors:
+    def _mask_chunk(self, text: str, key_lines: int | None) -> tuple[str, list[_Detector]]:
+        """``text`` with the key rules and the detectors that may run over many lines
+        at once applied; and the others, those that could match in it."""
+        detectors = self._detectors
+        if self._key_find is not None and key_lines != 0:
+            if key_lines is None:
+                text = self.redact_key_text(text)  # no key's value runs past its line
+            else:
+                end = -1
+                for _ in range(key_lines):
+                    end = text.find("\n", end + 1)
+                    if end == -1:
+                        end = len(text)
+                        break
+                text = self.redact_key_text(text[:end]) + text[end:]
+        while detectors and detectors[0].within_lines:
+            text = _apply(detectors[:1], text)
+            detectors = detectors[1:]
+        # The others line by line, those that could match somewhere in the chunk.
+        return text, [detector for detector in detectors if detector.may_match(text)]
+
+    def mask_all(self, texts: list[str], key_texts: int | None = None) -> list[str]:
+        """``[mask(text) for text in texts]``, the key rules applied to the first
+        ``key_texts`` (None: all): as lines (:meth:`mask_lines`) when no text holds a
+        newline."""
+        if not self._detectors and (self._key_find is None or key_texts == 0):
             return texts
-        joined = "\n".join(texts)
-        if joined.count("\n") != len(texts) - 1:
-            return [self.mask(text) for text in texts]
-        return self.mask_lines(joined + "\n")
+        joined = "\n".join(texts) + "\n"
+        if joined.count("\n") != len(texts):
+            return self._mask_mixed(texts, key_texts)
+        masked, detectors = self._mask_chunk(joined, key_texts)
+        if masked is joined and not detectors:
+            return texts  # nothing to mask: no need to split the chunk again
+        lines = masked.split("\n")
+        lines.pop()
+        return [_apply(detectors, line) for line in lines] if detectors else lines
+
+    def _mask_mixed(self, texts: list[str], key_texts: int | None) -> list[str]:
+        """:meth:`mask_all` of texts some of which hold a newline (a traceback): those
+        one at a time, the others together."""
+        limit = len(texts) if key_texts is None else key_texts
+        several = [index for index, text in enumerate(texts) if "\n" in text]
+        masked = list(texts)
+        for index in several:
+            masked[index] = self.mask(texts[index], index < limit)
+        apart = set(several)
+        single = [index for index in range(len(texts)) if index not in apart]
+        if single:
+            keyed = sum(1 for index in single if index < limit)
+            lines = self.mask_all([texts[index] for index in single], keyed)
+            for index, line in zip(single, lines, strict=True):
+                masked[index] = line
+        return masked
 
     def digest(self, kind: str, text: str) -> str:
         """The keyed, stable token that ``hash`` writes for ``text``."""
@@ -395,17 +717,35 @@ class Masker:
     def mentions_key(self, text: str) -> bool:
         """Whether ``text`` may hold a value under a key rule (a cheap pre-check).
 
-        A key rule's key ends with one of the names and is followed by ``:`` or ``=``
-        (after an optional quote and spaces), so a name found elsewhere (``"token
-        expired"``) does not send the text through the costly key regex.
+        A key rule's key holds one of the names and is followed by ``:``, ``=`` or
+        ``%3D`` (after an optional quote and spaces), so a name found elsewhere
+        (``"token expired"``) does not send the text through the key rules.
         """
         if not self._key_mentions:
             return False
         lower = text.lower()
-        return any(mention.search(lower) is not None for mention in self._key_mentions)
+        present = {word for word in self._key_stems if word in lower}
+        return any(
+            mention.search(lower) is not None
+            for words, mention in self._key_mentions
+            if not present.isdisjoint(words)
+        )
 
     def sensitive(self, key: str) -> bool:
-        return key.lower().replace("-", "_").endswith(self.keys)
+        """Whether values under ``key`` are redacted: its words run together (digits and
+        a suffix such as ``confirm`` left out) end with a key rule's name, so
+        ``password``, ``apiKey``, ``X-Api-Key``, ``password1``, ``password_confirm``,
+        ``csrftoken`` and ``AWS_SECRET_ACCESS_KEY`` (with ``access_key``) are, and
+        ``token_count`` is not."""
+        known = self._sensitive.get(key)
+        if known is None:
+            words = key_words(key)
+            while words and (words[-1].isdigit() or words[-1] in _KEY_SUFFIXES):
+                words.pop()
+            known = "".join(words).endswith(self._key_ends) if words else False
+            if len(self._sensitive) < 4096:
+                self._sensitive[key] = known
+        return known
 
     def redact_keys(self, value: Any) -> None:
         """Redact, in place, values under sensitive keys in dicts and lists at any depth."""
@@ -421,19 +761,102 @@ class Masker:
                     self.redact_keys(item)
 
     def redact_key_text(self, text: str) -> str:
-        """Raw text with ``"key": value`` and ``key=value`` values of sensitive keys redacted."""
-        if self._key_text is None or not self.mentions_key(text):
+        """``text`` with the value after each sensitive key redacted, wherever the text
+        holds one: ``"key": value`` (JSON, JSON inside a JSON string), ``key=value``
+        (free text, form bodies, query strings, ``%3D``), ``'key': 'value'`` and
+        ``key='value'`` (Python reprs, SQL), ``Key: value`` (headers: the whole value,
+        an Authorization scheme kept).  A JSON value that is not a string becomes the
+        string ``"<redacted>"``, so JSON text stays JSON."""
+        if self._key_find is None or not self.mentions_key(text):
             return text
-        return self._key_text.sub(self._redact_pair, text)
+        lower = text.lower()
+        if len(lower) == len(text):  # each character lower-cased in place: search that
+            candidates = [
+                found
+                for words, regex in self._key_mentions
+                if any(word in lower for word in words)
+                for found in regex.finditer(lower)
+            ]
+            if not candidates:
+                return text
+            candidates.sort(key=lambda found: found.start())
+        else:
+            candidates = list(self._key_find.finditer(text))
+        pieces: list[str] = []
+        done = 0
+        for found in candidates:
+            begin = found.start()
+            if begin < done:
+                continue
+            # The key is the run of name characters around the name found.
+            head = text[max(done, begin - 64) : begin]
+            key_start = begin - (len(head) - len(head.rstrip(_KEY_CHARS)))
+            close = found["close"] or ""
+            key = text[key_start : found.end("close") - len(close) if close else found.start("sep")]
+            if not self.sensitive(key.strip()):
+                continue
+            span = self._value_span(text, found.end(), key, close)
+            if span is None:
+                continue
+            value_start, value_end, written = span
+            pieces.append(text[done:value_start])
+            pieces.append(written)
+            done = value_end
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
 
-    def _redact_pair(self, match: re.Match[str]) -> str:
-        key = match.group("key")
-        name = key.strip().rstrip(":=").strip().strip('"')
-        if not self.sensitive(name):
-            return match.group(0)
-        # In JSON ("key": 1234) the value becomes a string, so the text stays valid JSON.
-        json_like = key.startswith('"') or match.group("value").startswith('"')
-        return key + (f'"{REDACTED}"' if json_like else REDACTED)
+    def _value_span(self, text: str, at: int, key: str, close: str) -> tuple[int, int, str] | None:
+        """(start, end, replacement) of the value that starts at ``at``; None when there
+        is nothing to redact (already redacted, empty, an object)."""
+        if text.startswith(REDACTED, at):
+            return None
+        header = key.lower().replace("-", "_").endswith(_HEADER_NAMES)
+        line_start = text.rfind("\n", 0, at) + 1
+        json_line = text.startswith("{", line_start)
+        for quote in ('\\"', '"', "'"):
+            if text.startswith(quote, at):
+                if quote == '"' and json_line and close != '"':
+                    return None  # in JSON text the string ends here ("token=")
+                end = _closing(text, at + len(quote), quote)
+                if end == -1:
+                    break  # no closing quote: read it as an unquoted value
+                start = at + len(quote)
+                if header:
+                    start = _after_scheme(text, start, end)
+                if start == end or text.startswith(REDACTED, start):
+                    return None
+                return start, end, REDACTED
+        char = text[at : at + 1]
+        if char == "{" or not char:
+            return None  # an object: redacted on the structure (JSON output)
+        if char == "[":  # a list (Django's QueryDict: 'password': ['hunter2'])
+            end = text.find("]", at)
+            if end == -1 or end == at + 1:
+                return None
+            inner = text[at + 1 : end].lstrip()
+            quote = next((q for q in ('\\"', '"', "'") if inner.startswith(q)), close)
+            written = quote + REDACTED + quote
+            return None if text[at + 1 : end] == written else (at + 1, end, written)
+        if header:
+            ends = _HEADER_END_JSON if json_line else _HEADER_END_RAW
+            stop = ends.search(text, at)
+            end = stop.start() if stop else len(text)
+            if stop and ends is _HEADER_END_JSON:
+                end = stop.end() - (1 if stop.group().endswith('"') else 2)
+            end = len(text[at:end].rstrip()) + at
+            start = _after_scheme(text, at, end)
+            if start >= end or text.startswith(REDACTED, start):
+                return None
+            return start, end, REDACTED
+        stop = _VALUE_END.search(text, at)
+        end = stop.start() if stop else len(text)
+        if end == at:
+            return None
+        # A JSON key with a value that is no string ("pin": 1234): a string is written.
+        written = close + REDACTED + close if close in ('"', '\\"') else REDACTED
+        return at, end, written
 
     # ------------------------------------------------------------------ builders
 
@@ -456,7 +879,7 @@ class Masker:
 
         writers = {"partial": partial_email, "redact": redacted, "hash": hashed}
         write = writers[strategy]
-        return _Detector("email", functools.partial(_email_sub, write), ("@", "%40"))
+        return _Detector("email", functools.partial(_email_sub, write), (), _may_hold_address)
 
     def _simple(
         self,
@@ -476,6 +899,37 @@ class Masker:
             return write(text) if valid(text) else text
 
         return _regex_detector(name, regex, replace, hints)
+
+    def _cn_id(self, strategy: Strategy) -> _Detector:
+        """Chinese ID numbers, looked for only where a run of 17 digits starts (found in
+        the digits' shape: long order ids would make a search of every digit costly)."""
+        write = self._strategy("cn_id", strategy, _partial_cn_id)
+        run = b"0" * 17
+
+        def sub(text: str) -> str:
+            shape = _digit_shape(text)
+            if len(shape) != len(text):  # not ASCII: offsets differ; search it all
+                return CN_ID.sub(lambda m: write(m[0]) if _is_cn_id(m[0]) else m[0], text)
+            pieces: list[str] = []
+            done = at = 0
+            while (at := shape.find(run, at)) != -1:
+                # The digits may begin with a JSON escape's (\u8bc1 before the number).
+                escape = text.rfind("\\u", max(0, at - 5), at + 1)
+                start = escape + 6 if escape != -1 and escape + 6 > at else at
+                found = CN_ID.match(text, start)
+                if found is not None and _is_cn_id(found[0]):
+                    pieces += (text[done:start], write(found[0]))
+                    done = found.end()
+                # On past this run of digits.
+                at = shape.find(b" ", at + 17)
+                if at == -1:
+                    break
+            if not pieces:
+                return text
+            pieces.append(text[done:])
+            return "".join(pieces)
+
+        return _Detector("cn_id", sub, (), _may_hold_cn_id)
 
     def _rule(
         self, name: str, pattern: str, strategy: Literal["redact", "hash"], text: str | None
@@ -539,12 +993,104 @@ def _bearer(masker: Masker, strategy: Strategy) -> _Detector:
     return _regex_detector("bearer", BEARER, replace, ("earer", "EARER"))
 
 
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _real_day(month: int, day: int) -> bool:
+    return 1 <= month <= 12 and 1 <= day <= _MONTH_DAYS[month - 1]
+
+
+def _rrn(masker: Masker, strategy: Strategy) -> _Detector:
+    """Korean resident registration numbers; ``partial`` keeps the birth date and the
+    digit after the hyphen (900101-1******), as Korean services print them."""
+
+    def sub(text: str) -> str:
+        pieces: list[str] = []
+        done = 0
+        for found in RRN.finditer(text):
+            start = found.start() - 6
+            if start < done or not _real_day(
+                int(text[start + 2 : start + 4]), int(text[start + 4 : start + 6])
+            ):
+                continue
+            number = text[start : found.end()]
+            if strategy == "partial":
+                written = number[:8] + "******"
+            elif strategy == "redact":
+                written = "<rrn>"
+            else:
+                written = masker.digest("rrn", number)
+            pieces += (text[done:start], written)
+            done = found.end()
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
+
+    return _Detector("rrn", sub, ("-",), _may_hold_rrn)
+
+
+_CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def _is_cn_id(text: str) -> bool:
+    total = sum(int(digit) * weight for digit, weight in zip(text, _CN_WEIGHTS, strict=False))
+    return "10X98765432"[total % 11] == text[17].upper() and _real_day(
+        int(text[10:12]), int(text[12:14])
+    )
+
+
+def _partial_cn_id(text: str) -> str:
+    """Region kept, birth date and sequence hidden, the last four kept."""
+    return text[:6] + "*" * 8 + text[14:]
+
+
+def _url_password(masker: Masker, strategy: Strategy) -> _Detector:
+    def replace(match: re.Match[str]) -> str:
+        password = match.group("password")
+        if strategy == "partial":
+            written = "***"
+        elif strategy == "redact":
+            written = "<url_password>"
+        else:
+            written = masker.digest("url_password", password)
+        return f"://{match.group('user')}:{written}@"
+
+    return _regex_detector("url_password", URL_PASSWORD, replace, ("://",))
+
+
+def _private_key(masker: Masker, strategy: Strategy) -> _Detector:
+    def replace(match: re.Match[str]) -> str:
+        found = match.group(0)
+        if "<private_key" in found:
+            return found  # masked already
+        body = masker.digest("private_key", found) if strategy == "hash" else "<private_key>"
+        tail = match.group("tail")
+        if tail is not None:
+            return f"{body}-----END {tail}PRIVATE KEY-----"
+        kind = match.group("kind")
+        end = match.group("end") or ""
+        return f"-----BEGIN {kind}PRIVATE KEY-----{body}{end}"
+
+    return _regex_detector("private_key", PRIVATE_KEY, replace, ("PRIVATE KEY-----",))
+
+
+# Detectors whose matches never span or touch a newline.
+_WITHIN_LINES = frozenset({"email", "url_password", "cn_id", "rrn"})
+
 _BUILDERS: dict[str, Callable[[Masker, Strategy], _Detector]] = {
+    # Before e-mail: in postgres://app:secret@db.example.com "secret@db…" is no address.
+    "url_password": _url_password,
     # Bearer before jwt: "Bearer eyJ…" is masked as the bearer token it is.
     "bearer": _bearer,
     "jwt": lambda m, s: m._simple("jwt", JWT, s, _partial_jwt, ("eyJ",)),
     "aws_key": lambda m, s: m._simple("aws_key", AWS_KEY, s, _partial_aws),
     "email": lambda m, s: m._email(s),
+    # Before card and phone, which could read part of an ID number.
+    "cn_id": lambda m, s: m._cn_id(s),
+    "rrn": _rrn,
+    # A key's body holds no "@": after e-mail, which may then run over many lines at once.
+    "private_key": _private_key,
     "card": lambda m, s: m._simple("card", CARD, s, lambda t: _star_digits(t, 4), (), _is_card),
     "phone": lambda m, s: m._simple("phone", PHONE, s, lambda t: _star_digits(t, 2)),
     "ipv6": lambda m, s: m._simple("ipv6", IPV6, s, _ipv6_prefix, (":",), _is_ipv6),

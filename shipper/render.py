@@ -7,8 +7,9 @@ go on with ``message``), and ``time_unreadable``
 when the written time could not be read (the event then carries the previous
 record's time, or the read time; it is counted in ``shipper_parse_fallbacks``).
 Raw output keeps the written text.  Either way key rules redact values under
-sensitive keys first (on the structure for JSON output), then the final text is
-masked in one pass.
+sensitive keys first on the structure (JSON output), then the final text is masked
+in one pass: the key rules again (keys inside strings: ``password=…`` in a message,
+JSON logged as a string, a traceback's locals), then the detectors.
 
 An event may hold at most 1,048,576 bytes with its 26 bytes of overhead.  Lines
 longer than the source's ``max_line_bytes`` arrive here already cut into parts,
@@ -151,13 +152,13 @@ class Renderer:
             ]
             # Encoded together, one document a line (JSON text holds no raw newline), and
             # masked as lines: a call per chunk rather than per event.
-            masked = self.masker.mask_lines(_encode_lines(documents).decode())
+            masked = self.masker.mask_lines(_encode_lines(documents).decode(), key_rules_until)
         else:
             texts = [
                 self._raw(record, position, index < key_rules_until)
                 for index, record in enumerate(records)
             ]
-            masked = self.masker.mask_all(texts)
+            masked = self.masker.mask_all(texts, key_rules_until)
         events = FileEvents(position)
         add_event, add_size, add_end = events.events.append, events.sizes.append, events.ends.append
         for record, message in zip(records, masked, strict=True):
@@ -203,7 +204,8 @@ class Renderer:
         return document
 
     def _raw(self, record: Record | Line, position: Position, key_rules: bool) -> str:
-        """The raw event text of ``record`` with key rules applied, before masking."""
+        """The raw event text of ``record``, before masking (which applies the key
+        rules to it too)."""
         if isinstance(record, Record):
             self._check_time(record.fields, position, record.end, record.text)
             # A one-line record (the usual one) is its own text.
@@ -212,7 +214,7 @@ class Renderer:
             text, fields, _, end = record
             if fields:  # raw output's parser gives {} for a record whose time it read
                 self._check_time(fields, position, end, text)
-        return self.masker.redact_key_text(text) if key_rules else text
+        return text  # key rules apply to the text as it is masked
 
     def _check_time(self, fields: Fields, position: Position, end: int, text: str) -> None:
         """Report a record whose written time could not be read (a row never holds one)."""
@@ -253,7 +255,7 @@ class Renderer:
 
     def _truncate(self, record: Record, size: int) -> str:
         """A smaller message for a record too large to be one event, saying so."""
-        text = self.masker.mask(self.masker.redact_key_text(self._raw_text(record)))
+        text = self.masker.mask(self._raw_text(record))
         # Leave room for the JSON wrapping and escapes; cut on a character boundary.
         budget = MAX_MESSAGE_BYTES // 2
         cut = text.encode("utf-8", "surrogatepass")[:budget].decode("utf-8", "ignore")

@@ -35,6 +35,11 @@ SAMPLES = [
     ),
     ("bearer", "Bearer abcdefghijklmnop0123456789", "Bearer abcd***"),
     ("aws_key", "AKIAIOSFODNN7EXAMPLE", "AKIA************MPLE"),
+    ("phone", "01012345678", "*********78"),
+    ("phone", "13812345678", "*********78"),
+    ("phone", "139-1234-5678", "***-****-**78"),
+    ("rrn", "900101-1234567", "900101-1******"),
+    ("cn_id", "11010519491231002X", "110105********002X"),
 ]
 IDS = [f"{d}-{n}" for n, (d, _, _) in enumerate(SAMPLES)]
 

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shipper.config import MASK_DETECTORS
-from shipper.mask import EMAIL, Masker, _email_sub
+from shipper.mask import EMAIL, Masker, _email_sub, _scp_remote
 
 KEY = "property-key"
 STRATEGIES = ("partial", "redact", "hash")
@@ -184,11 +184,9 @@ class TestMaskingManyAtOnce:
 
 _email_fragment = st.one_of(
     addresses(),
+    st.sampled_from(["@", "%40", "%2B", "%", ".", "..", '"', "-", "*"]),
     st.sampled_from(
-        ["@", "%40", "%2B", "%", ".", "..", '"', '\\"', "\\n", "\\u00e9", "\\", "-", "*"]
-    ),
-    st.sampled_from(
-        [" ", "\n", "(", ":", "=", "x", "a.b", "q_1", "ex-ample.com", "co", "é", ": ", ", "]
+        [" ", "\n", "(", ":", "=", "x", "a.b", "q_1", "ex-ample.com", "co", ": ", ", "]
     ),
 )
 
@@ -196,29 +194,41 @@ _email_fragment = st.one_of(
 class TestSearchNearEachAt:
     @settings(max_examples=500, deadline=None)
     @given(st.lists(_email_fragment, max_size=12).map("".join))
-    @example("a.b@x.io \\nkim@x.io .kim@x.io a..b@x.io ab.@x.io %2Bk@x.io")
+    @example("a.b@x.io .kim@x.io a..b@x.io ab.@x.io %2Bk@x.io")
     @example('"john doe"@x.io \\"jo\\"@x.io x@y@z.io k@x.io-1 k@x.i0')
     @example("to=kim%40x.io&cc=a.b%2Bc%40y.io %40x.io k%4")
     @example('**o.79*@x.io "@x.io" @app.route k@localhost k@x.io@y.io "k"@"x".io')
     @example('{"k": "@app.route", "l": ["to:", "@kim.lee"]} "kim@x.io"@y.io "a%40b"@x.io')
     def test_finds_what_the_whole_regex_finds(self, text: str) -> None:
         """The search near each ``@`` (plain addresses read without the full regex)
-        finds and rewrites exactly what ``EMAIL.sub`` over the whole text does."""
+        finds and rewrites exactly what ``EMAIL.sub`` over the whole text does, in ASCII
+        text without backslashes (after a letter beyond ASCII or an escape the local
+        part is read back letter by letter instead: see test_corpus.py's families 5
+        and 6)."""
 
         def write(local: str, domain: str) -> str:
             return f"<{local}|{domain}>"
 
-        expected = EMAIL.sub(lambda m: write(m["local"] or m["quoted"], m["domain"]), text)
-        assert _email_sub(write, text) == expected
+        def replace(match: re.Match[str]) -> str:
+            if _scp_remote(text, match.end()):  # git@github.com:org/repo is kept
+                return match.group(0)
+            return write(match["local"] or match["quoted"], match["domain"])
+
+        assert _email_sub(write, text) == EMAIL.sub(replace, text)
 
 
 def _mentions_by_hand(text: str, names: tuple[str, ...]) -> bool:
-    """A key rule's name (``_`` or ``-``), any case, then an optional quote, spaces and
-    ``:`` or ``=``: what the pre-check must find."""
+    """A key rule's name (``_``, ``-`` or nothing between its words), any case, the
+    rest of a key, an optional quote, spaces and ``:``, ``=`` or ``%3D``: what the
+    pre-check must find."""
     lower = text.lower()
-    spellings = {spelled for name in names for spelled in (name, name.replace("_", "-"))}
+    spellings = {
+        spelled
+        for name in names
+        for spelled in (name, name.replace("_", "-"), name.replace("_", ""))
+    }
     return any(
-        re.match(r'"?\s*[:=]', lower[at + len(spelled) :])
+        re.match(r"[\w.-]*(?:\\{0,2}[\"'])?[ \t]*(?:[:=]|%3d)", lower[at + len(spelled) :])
         for spelled in spellings
         for at in range(len(lower))
         if lower.startswith(spelled, at)
@@ -236,8 +246,14 @@ _key_fragment = st.one_of(
 class TestKeyRulePreCheck:
     @settings(max_examples=400, deadline=None)
     @given(st.lists(_key_fragment, max_size=12).map("".join))
-    def test_finds_exactly_the_names_before_a_colon_or_equals(self, text: str) -> None:
-        """``Masker.mentions_key`` (one search per group of names sharing their first
-        letters) says yes exactly when a name stands before ``:`` or ``=``."""
+    def test_finds_every_name_before_a_colon_or_equals(self, text: str) -> None:
+        """``Masker.mentions_key`` (one search per group of the names' words sharing
+        their first letters) says yes whenever a key holding a name stands before
+        ``:`` or ``=``, and no when no word of a name is there."""
         masker = Masker("off", keys=_KEY_NAMES)
-        assert masker.mentions_key(text) == _mentions_by_hand(text, _KEY_NAMES)
+        if _mentions_by_hand(text, _KEY_NAMES):
+            assert masker.mentions_key(text)
+        if not any(
+            word in text.lower() for word in ("password", "passwd", "token", "key", "secret")
+        ):
+            assert not masker.mentions_key(text)
