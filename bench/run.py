@@ -55,6 +55,7 @@ import yaml
 
 from bench.generate import DATEFMT, FORMAT, ZONE, ensure
 from bench.reference import reference_seconds
+from shipper.config import MASK_DETECTORS
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -205,12 +206,14 @@ def _env() -> dict[str, str]:
 
 
 def masking_for(mode: str) -> dict[str, Any]:
-    """The ``masking`` section of each mode: full masks e-mails (key rules on, the
-    default); raw turns masking off, e-mails and key rules; raw+keys keeps key rules."""
+    """The ``masking`` section of each mode: full is the default masking (e-mails, the
+    detectors on by default, key rules); raw turns every detector and the key rules
+    off; raw+keys keeps only the key rules."""
+    every_detector_off = dict.fromkeys(MASK_DETECTORS, "off")
     if mode == "raw":
-        return {"email": "off", "keys": []}
+        return {**every_detector_off, "keys": []}
     if mode == "raw+keys":
-        return {"email": "off"}
+        return every_detector_off
     return {"email": "partial"}
 
 
