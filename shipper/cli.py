@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import socket
 import sys
@@ -69,9 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "check":
             return _check(loaded, path)
+        from shipper import categories, preview
+
+        loaded = categories.concrete(loaded)  # preview and volume: the categories found now
         if args.command == "volume":
             return _volume(loaded, path, args.source, args.since)
-        from shipper import preview
 
         if args.n < 1:
             print("shipper: -n: expected a number of events of at least 1", file=sys.stderr)
@@ -110,6 +113,7 @@ def _check(loaded: config.Config, path: Path) -> int:
     problems = []
     notes = []
     warnings = []
+    written, loaded = loaded, _found_categories(loaded)
     for index, source in enumerate(loaded.sources):
         if not source.path.parent.is_dir():
             notes.append(
@@ -124,7 +128,7 @@ def _check(loaded: config.Config, path: Path) -> int:
         problems.append(f"state_dir: {writable}")
     # The hostname is known here too (the metadata placeholders only where the shipper
     # runs: they are checked when it starts).
-    problems += config.name_problems(loaded, {"hostname": socket.gethostname()})
+    problems += config.name_problems(written, {"hostname": socket.gethostname()})
     try:
         region, found_in = identity.region(loaded.cloudwatch.region)
         notes.append(f"cloudwatch.region: {region} (from {found_in})")
@@ -142,6 +146,39 @@ def _check(loaded: config.Config, path: Path) -> int:
         return EXIT_CONFIG
     print(f"{path}: ok ({len(loaded.sources)} sources)")
     return EXIT_OK
+
+
+def _found_categories(loaded: config.Config) -> config.Config:
+    """Say which categories each glob entry finds now (none yet is a warning: the
+    folders may come later; a refused folder name is one too, the others go on);
+    return the config with the globs replaced by what they find."""
+    from shipper import categories
+
+    values = {"hostname": socket.gethostname()}
+    for index, entry in enumerate(loaded.sources):
+        if not config.is_glob(entry.path):
+            continue
+        found, refused = categories.find(dataclasses.replace(loaded, sources=[entry]), values)
+        if found:
+            listed = ", ".join(f"{s.category} ({s.path})" for s in found)
+            print(logs.mask(f"sources[{index}].path: {entry.path} finds {listed}"))
+        else:
+            print(
+                logs.mask(
+                    f"warning: sources[{index}].path: {entry.path} finds no category yet "
+                    "(its folders are watched for)"
+                ),
+                file=sys.stderr,
+            )
+        for refusal in refused:
+            print(
+                logs.mask(
+                    f"warning: sources[{index}].path: folder {refusal.category!r} is skipped: "
+                    f"{refusal.problem}"
+                ),
+                file=sys.stderr,
+            )
+    return categories.concrete(loaded, values)
 
 
 def _has_credentials(loaded: config.Config) -> bool:

@@ -170,4 +170,5 @@ class TestGlobConfig:
     )
     def test_glob_shapes_that_are_refused(self, tmp_path, path, expected):
         (problem,) = problems(tmp_path, f"  - path: {path}\n")
-        assert problem.startswith("sources[0].path: ") and expected in problem, problem
+        assert problem.startswith("sources[0].path: ")
+        assert expected in problem, problem

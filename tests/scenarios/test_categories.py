@@ -1,0 +1,134 @@
+"""Categories that appear later (issue 20 item 7): one glob entry, a category folder
+created while the shipper runs is shipped to its own group; a restart resumes every
+category at its checkpoint (promises 1 and 2: nothing lost, nothing twice)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tests.scenarios.conftest import FORMAT, RECORD_ID, AppLog, Scenario
+from tests.support.process import ShipperProcess, wait_until
+
+
+def _ids(scenario: Scenario, category: str) -> list[str]:
+    group = f"{scenario.group_prefix}/{category}"
+    return [
+        match.group()
+        for event in scenario.moto.events(group)
+        if (match := RECORD_ID.search(event["message"]))
+    ]
+
+
+def _app(scenario: Scenario, category: str) -> AppLog:
+    """An app that makes its category's folder as it starts logging, as the apps do."""
+    folder = scenario.logs / category
+    folder.mkdir(parents=True, exist_ok=True)
+    return AppLog(logging.FileHandler(folder / f"{category}.log"), tag=category)
+
+
+def _glob_config(scenario: Scenario, **overrides: object) -> Path:
+    entry = {"path": str(scenario.logs / "*" / "*.log"), "format": FORMAT}
+    return scenario.make_config([entry], **overrides)  # type: ignore[no-any-return]
+
+
+class TestCategoriesAppearLater:
+    def test_new_folder_while_running_then_restart_resumes_every_category(
+        self, scenario: Scenario
+    ) -> None:
+        """A category folder and file created while running (rescan once a minute: the
+        root's watch finds it) ship to the new category's group; a folder CloudWatch
+        would refuse is reported and skipped; after a stop and lines written meanwhile,
+        a restart ships every category's rest exactly once."""
+        apps = {"app": _app(scenario, "app")}
+        config = _glob_config(scenario, rescan_interval=60)
+        try:
+            with ShipperProcess(config) as shipper:
+                apps["app"].write(10)
+                wait_until(lambda: len(_ids(scenario, "app")) == 10, timeout=20)
+                (scenario.logs / "bad name").mkdir()
+                (scenario.logs / "bad name" / "x.log").write_text("ignored\n")
+                apps["db"] = _app(scenario, "db")
+                apps["db"].write(15)
+                wait_until(lambda: len(_ids(scenario, "db")) == 15, timeout=15)
+                refused = wait_until(lambda: shipper.find("category.refused"), timeout=10)
+                assert refused[0]["category"] == "bad name"
+                found = shipper.find("category.found")
+                assert [e["category"] for e in found] == ["app", "db"]  # at start, then
+                # A reload of the same file changes no category's source.
+                assert shipper.proc is not None
+                shipper.proc.send_signal(signal.SIGHUP)
+                reloaded = wait_until(lambda: shipper.find("config.reloaded"), timeout=10)[0]
+                assert (reloaded["added"], reloaded["removed"], reloaded["changed"]) == ([], [], [])
+                assert shipper.stop() == 0
+            for app in apps.values():
+                app.write(20)  # while the shipper is down
+            apps["web"] = _app(scenario, "web")
+            apps["web"].write(5)
+            with ShipperProcess(config) as shipper:
+                for category, app in apps.items():
+                    wanted = set(app.written)
+                    wait_until(lambda c=category, w=wanted: w <= set(_ids(scenario, c)), timeout=20)
+                assert shipper.stop() == 0
+        finally:
+            for app in apps.values():
+                app.close()
+        for category, app in apps.items():
+            ids = _ids(scenario, category)
+            assert not [i for i, n in Counter(ids).items() if n > 1], f"{category}: duplicates"
+            assert sorted(ids) == sorted(app.written), category
+
+    def test_a_category_whose_folder_went_keeps_its_checkpoint(self, scenario: Scenario) -> None:
+        """Its folder deleted while stopped, the category is followed no more, but its
+        checkpoint stays in the state file (as a removed source's)."""
+        app = _app(scenario, "gone")
+        app.write(3)
+        app.close()
+        config = _glob_config(scenario)
+        with ShipperProcess(config) as shipper:
+            wait_until(lambda: len(_ids(scenario, "gone")) == 3, timeout=20)
+            assert shipper.stop() == 0
+        live = scenario.logs / "gone" / "gone.log"
+        live.unlink()
+        live.parent.rmdir()
+        with ShipperProcess(config) as shipper:
+            assert shipper.stop() == 0
+        state = json.loads(next((scenario.tmp_path / "state").glob("*.json")).read_text())
+        assert str(live) in json.dumps(state)
+
+
+class TestCheck:
+    def _check(self, config: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shipper", "check", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def test_check_names_the_categories_a_glob_finds(self, scenario: Scenario) -> None:
+        """Each category with its live file; a rotated sibling is not one; the format
+        is checked against each category's files."""
+        for category in ("app", "db"):
+            app = _app(scenario, category)
+            app.write(2)
+            app.close()
+        (scenario.logs / "app" / "app.log").rename(scenario.logs / "app" / "app.log.20241205")
+        (scenario.logs / "app" / "app.log").touch()
+        done = self._check(_glob_config(scenario))
+        assert done.returncode == 0, done.stderr
+        app_log, db_log = scenario.logs / "app" / "app.log", scenario.logs / "db" / "db.log"
+        assert f"finds app ({app_log}), db ({db_log})\n" in done.stdout
+        assert "(app): the format matches the first lines of" in done.stdout
+        assert "(db): the format matches the first lines of" in done.stdout
+
+    def test_a_glob_that_finds_nothing_is_a_warning(self, scenario: Scenario) -> None:
+        scenario.logs.mkdir()
+        done = self._check(_glob_config(scenario))
+        assert done.returncode == 0, done.stderr
+        assert "finds no category yet" in done.stderr
