@@ -231,13 +231,16 @@ class Discovery:
         return sources
 
     def watch(self, config: Config, watcher: Watcher) -> None:
-        """Wake a pass on changes in each glob's root and category folders."""
+        """Wake a pass on changes in each glob's root (a folder created), and in each
+        category folder without a live file yet (its file created)."""
+        followed = {path.parent for path in self._found}
         for entry in config.sources:
             if is_glob(entry.path):
                 root = root_of(entry)
                 watcher.add(root, self.wake)
                 for category in category_folders(entry, list_root(root)):
-                    watcher.add(root / category, self.wake)
+                    if root / category not in followed:
+                        watcher.add(root / category, self.wake)
 
     def look(self, host: Host) -> None:
         """One pass: follow every category found since the last."""
@@ -252,9 +255,9 @@ class Discovery:
             started = time.monotonic()
             self.wake.clear()
             async with self.lock:
+                self.look(host)
                 if host.watcher is not None:
                     self.watch(host.config, host.watcher)
-                self.look(host)
             await asyncio.sleep(max(0.0, DISCOVER_EVERY - (time.monotonic() - started)))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval()):

@@ -9,10 +9,11 @@ import logging
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
-from tests.scenarios.conftest import FORMAT, RECORD_ID, AppLog, Scenario
+from tests.scenarios.conftest import FORMAT, RECORD_ID, AppLog, Scenario, rollover, timed_handler
 from tests.support.process import ShipperProcess, wait_until
 
 
@@ -82,6 +83,39 @@ class TestCategoriesAppearLater:
             ids = _ids(scenario, category)
             assert not [i for i, n in Counter(ids).items() if n > 1], f"{category}: duplicates"
             assert sorted(ids) == sorted(app.written), category
+
+    def test_rotated_files_of_a_category_are_its_rotation_not_new_categories(
+        self, scenario: Scenario
+    ) -> None:
+        """TimedRotatingFileHandler with a namer (app.20240102.log, which `*.log`
+        matches) rolls over three times while running (rescans every 0.2 s), and once
+        while stopped: each rotated file is read as the live file's rotation, once, and
+        neither a rescan nor the restart takes one for a new source."""
+        handler = timed_handler(scenario.logs / "app" / "app.log")
+        handler.namer = lambda name: name.replace(".log.", ".") + ".log"
+        app = AppLog(handler, tag="app")
+        config = _glob_config(scenario, rescan_interval=0.2)
+        found = []
+        try:
+            for run in range(2):
+                with ShipperProcess(config) as shipper:
+                    for day in range(4 * run, 4 * run + 3):
+                        app.write(30)
+                        rollover(handler, day)
+                        time.sleep(0.5)  # rescans see the rotated file
+                    app.write(10)
+                    wait_until(lambda: set(app.written) <= set(_ids(scenario, "app")), timeout=20)
+                    assert shipper.stop() == 0
+                found += [e["path"] for e in shipper.find("category.found")]
+                if run == 0:  # while stopped
+                    app.write(10)
+                    rollover(handler, 3)
+        finally:
+            app.close()
+        assert len(list((scenario.logs / "app").glob("app.2024*.log"))) == 7
+        assert found == [str(scenario.logs / "app" / "app.log")] * 2
+        ids = _ids(scenario, "app")
+        assert sorted(ids) == sorted(app.written), Counter(ids).most_common(3)
 
     def test_a_category_whose_folder_went_keeps_its_checkpoint(self, scenario: Scenario) -> None:
         """Its folder deleted while stopped, the category is followed no more, but its
