@@ -18,9 +18,10 @@ except
 
 A folder whose name would make a log group or stream name CloudWatch refuses is
 skipped and reported (once, ``category.refused``); the other categories go on.
-A category once found is followed until a reload removes its entry; one whose folder
-disappears keeps its checkpoint, as a removed source does, and resumes if it comes
-back.  A glob that matches nothing yet is no error: the folders may come later.
+A category once found is followed until its folder disappears (``category.gone``) or
+a reload removes its entry; its checkpoint is kept, as a removed source's, and it
+resumes there if it comes back.  A glob that matches nothing yet is no error: the
+folders may come later.
 
 :func:`expand` is the pure part (an entry and a listing in, concrete sources out);
 :class:`Discovery` lists the roots, at start, when a root changes (the watcher) and
@@ -197,6 +198,8 @@ class Host(Protocol):
 
     def add_found(self, source: SourceConfig) -> None: ...
 
+    async def remove_sources(self, keys: list[str]) -> object: ...
+
 
 class Discovery:
     """Finds the categories of the glob entries, now and while running.
@@ -226,7 +229,7 @@ class Discovery:
         for source in sources:
             if source.path not in self._found and source not in config.sources:
                 telemetry.category_found(source.category, str(source.path))
-            self._found.add(source.path)
+                self._found.add(source.path)
         self.known.update(self._found)
         return sources
 
@@ -242,9 +245,17 @@ class Discovery:
                     if root / category not in followed:
                         watcher.add(root / category, self.wake)
 
-    def look(self, host: Host) -> None:
-        """One pass: follow every category found since the last."""
+    async def look(self, host: Host) -> None:
+        """One pass: follow every category found since the last; stop following those
+        whose folder went (their checkpoints are kept: one that comes back resumes)."""
         followed = host.followed()
+        gone = sorted(p for p in self._found if str(p) in followed and not p.parent.is_dir())
+        if gone:
+            for path in gone:
+                telemetry.category_gone(path.parent.name, str(path))
+                self._found.discard(path)
+            await host.remove_sources([str(p) for p in gone])
+            followed = host.followed()
         for source in self.sources(host.config, host.values):
             if source_key(source) not in followed:
                 host.add_found(source)
@@ -255,7 +266,7 @@ class Discovery:
             started = time.monotonic()
             self.wake.clear()
             async with self.lock:
-                self.look(host)
+                await self.look(host)
                 if host.watcher is not None:
                     self.watch(host.config, host.watcher)
             await asyncio.sleep(max(0.0, DISCOVER_EVERY - (time.monotonic() - started)))

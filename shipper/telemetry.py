@@ -234,3 +234,7 @@ def category_found(category: str, path: str) -> None:
 
 def category_refused(glob: str, category: str, problem: str) -> None:
     logs.get().error("category.refused", glob=glob, category=category, problem=problem)
+
+
+def category_gone(category: str, path: str) -> None:
+    logs.get().info("category.gone", category=category, path=path)

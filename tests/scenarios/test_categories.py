@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,22 +119,35 @@ class TestCategoriesAppearLater:
         assert sorted(ids) == sorted(app.written), Counter(ids).most_common(3)
 
     def test_a_category_whose_folder_went_keeps_its_checkpoint(self, scenario: Scenario) -> None:
-        """Its folder deleted while stopped, the category is followed no more, but its
-        checkpoint stays in the state file (as a removed source's)."""
-        app = _app(scenario, "gone")
-        app.write(3)
-        app.close()
+        """Its folder deleted while running, the category is followed no more (the
+        others go on), its checkpoint stays in the state file (as a removed source's),
+        and when the folder comes back its new file is shipped from its start."""
+        gone, kept = _app(scenario, "gone"), _app(scenario, "kept")
+        gone.write(3)
+        gone.close()
         config = _glob_config(scenario)
-        with ShipperProcess(config) as shipper:
-            wait_until(lambda: len(_ids(scenario, "gone")) == 3, timeout=20)
-            assert shipper.stop() == 0
         live = scenario.logs / "gone" / "gone.log"
-        live.unlink()
-        live.parent.rmdir()
-        with ShipperProcess(config) as shipper:
-            assert shipper.stop() == 0
-        state = json.loads(next((scenario.tmp_path / "state").glob("*.json")).read_text())
-        assert str(live) in json.dumps(state)
+        try:
+            with ShipperProcess(config) as shipper:
+                wait_until(lambda: len(_ids(scenario, "gone")) == 3, timeout=20)
+                shutil.rmtree(live.parent)
+                event = wait_until(lambda: shipper.find("category.gone"), timeout=10)[0]
+                assert event["path"] == str(live)
+                kept.write(5)
+                wait_until(lambda: len(_ids(scenario, "kept")) == 5, timeout=20)
+                assert shipper.stop() == 0
+            state = json.loads(next((scenario.tmp_path / "state").glob("*.json")).read_text())
+            assert str(live) in json.dumps(state)
+            with ShipperProcess(config) as shipper:
+                back = _app(scenario, "gone")
+                back.tag = "back"
+                back.write(4)
+                back.close()
+                wait_until(lambda: len(_ids(scenario, "gone")) == 7, timeout=20)
+                assert shipper.stop() == 0
+        finally:
+            kept.close()
+        assert sorted(_ids(scenario, "gone")) == sorted(gone.written + back.written)
 
 
 class TestCheck:
