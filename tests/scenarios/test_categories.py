@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import yaml
+
 from tests.scenarios.conftest import FORMAT, RECORD_ID, AppLog, Scenario, rollover, timed_handler
 from tests.support.process import ShipperProcess, wait_until
 
@@ -148,6 +150,46 @@ class TestCategoriesAppearLater:
         finally:
             kept.close()
         assert sorted(_ids(scenario, "gone")) == sorted(gone.written + back.written)
+
+
+class TestReload:
+    def test_a_changed_glob_entry_restarts_each_category_without_duplicates(
+        self, scenario: Scenario
+    ) -> None:
+        """SIGHUP after the glob entry's settings changed (min_level): each category's
+        source is changed, restarts where it was delivered, and the new setting
+        applies to what is written next; nothing is shipped twice."""
+        apps = {c: _app(scenario, c) for c in ("app", "db")}
+        config = _glob_config(scenario)
+        try:
+            with ShipperProcess(config) as shipper:
+                for app in apps.values():
+                    app.write(10)
+                for category, app in apps.items():
+                    wait_until(lambda c=category, a=app: len(_ids(scenario, c)) == 10, timeout=20)
+                document = yaml.safe_load(config.read_text())
+                document["sources"][0]["min_level"] = "WARNING"
+                config.write_text(yaml.safe_dump(document))
+                assert shipper.proc is not None
+                shipper.proc.send_signal(signal.SIGHUP)
+                reloaded = wait_until(lambda: shipper.find("config.reloaded"), timeout=10)[0]
+                assert sorted(reloaded["changed"]) == [
+                    str(scenario.logs / c / f"{c}.log") for c in ("app", "db")
+                ]
+                for app in apps.values():
+                    app.write(5)  # INFO: dropped now
+                    app.logger.warning("rec-%s-warned", app.tag)
+                for category in apps:
+                    wanted = f"rec-{category}-warned"
+                    wait_until(lambda c=category, w=wanted: w in _ids(scenario, c), timeout=20)
+                assert shipper.stop() == 0
+        finally:
+            for app in apps.values():
+                app.close()
+        for category, app in apps.items():
+            assert sorted(_ids(scenario, category)) == sorted(
+                [*app.written[:10], f"rec-{category}-warned"]
+            )
 
 
 class TestCheck:
