@@ -269,7 +269,10 @@ class Discovery:
                 await self.look(host)
                 if host.watcher is not None:
                     self.watch(host.config, host.watcher)
-            await asyncio.sleep(max(0.0, DISCOVER_EVERY - (time.monotonic() - started)))
+            pause = max(0.0, DISCOVER_EVERY - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await host.stopping.wait()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval()):
                     await _first(self.wake, host.stopping)

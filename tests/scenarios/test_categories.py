@@ -214,11 +214,17 @@ class TestCheck:
         assert done.returncode == 0, done.stderr
         app_log, db_log = scenario.logs / "app" / "app.log", scenario.logs / "db" / "db.log"
         assert f"finds app ({app_log}), db ({db_log})\n" in done.stdout
-        assert "(app): the format matches the first lines of" in done.stdout
-        assert "(db): the format matches the first lines of" in done.stdout
+        # Named after the entry as written: the glob is sources[0].
+        assert "sources[0] (app): the format matches the first lines of" in done.stdout
+        assert "sources[0] (db): the format matches the first lines of" in done.stdout
 
     def test_a_glob_that_finds_nothing_is_a_warning(self, scenario: Scenario) -> None:
-        scenario.logs.mkdir()
+        """No folder yet, or only one CloudWatch would refuse: warnings, exit 0 (the
+        folders may come later; a run skips the refused one)."""
+        (scenario.logs / "bad name").mkdir(parents=True)
+        (scenario.logs / "bad name" / "x.log").touch()
         done = self._check(_glob_config(scenario))
         assert done.returncode == 0, done.stderr
         assert "finds no category yet" in done.stderr
+        assert "folder 'bad name' is skipped: " in done.stderr
+        assert "refuses ' ' in a log group name" in done.stderr
