@@ -3,6 +3,7 @@ each exactly as a hand-written one; config mistakes in a glob are loud (promise 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import logging.handlers
 from pathlib import Path
@@ -172,3 +173,47 @@ class TestGlobConfig:
         (problem,) = problems(tmp_path, f"  - path: {path}\n")
         assert problem.startswith("sources[0].path: ")
         assert expected in problem, problem
+
+
+class _Host:
+    """The shipper as discovery sees it: the sources it follows."""
+
+    def __init__(self, config: config.Config) -> None:
+        self.config = config
+        self.values: dict[str, str] = {}
+        self.watcher = None
+        self.stopping = asyncio.Event()
+        self.sources: dict[str, SourceConfig] = {}
+        self.removed: list[str] = []
+
+    def followed(self) -> set[str]:
+        return set(self.sources)
+
+    def add_found(self, source: SourceConfig) -> None:
+        assert source_key(source) not in self.sources, "added twice"
+        self.sources[source_key(source)] = source
+
+    async def remove_sources(self, keys: list[str]) -> object:
+        self.removed += keys
+        for key in keys:
+            del self.sources[key]
+        return set()
+
+
+class TestDiscovery:
+    def test_a_pass_adds_new_categories_once_and_retires_those_whose_folder_went(self, tmp_path):
+        logs = tmp_path / "logs"
+        (logs / "app").mkdir(parents=True)
+        host = _Host(load(tmp_path, "  - path: logs/{category}/{category}.log\n"))
+        discovery = Discovery()
+        asyncio.run(discovery.look(host))
+        (logs / "db").mkdir()
+        asyncio.run(discovery.look(host))
+        asyncio.run(discovery.look(host))
+        assert sorted(s.category for s in host.sources.values()) == ["app", "db"]
+        (logs / "app").rmdir()
+        asyncio.run(discovery.look(host))
+        assert host.removed == [str(logs / "app" / "app.log")]
+        (logs / "app").mkdir()
+        asyncio.run(discovery.look(host))
+        assert sorted(s.category for s in host.sources.values()) == ["app", "db"]
