@@ -758,6 +758,8 @@ def _yaml_text(value: Any) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, (list, tuple)):
         return f"`[{', '.join(map(str, value))}]`" if value else "`[]`"
+    if value == "":
+        return '`""`'
     return f"`{value}`"
 
 
