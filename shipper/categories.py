@@ -134,11 +134,13 @@ def expand(
     return found
 
 
-def list_root(root: Path) -> dict[str, list[str]]:
-    """The root's folders and their file names (a folder that cannot be read: none)."""
+def list_root(entry: SourceConfig) -> dict[str, list[str]]:
+    """The category folders in the root of ``entry`` and their file names (a folder
+    that cannot be read: none); the root's other folders are not listed."""
+    root = root_of(entry)
     listing: dict[str, list[str]] = {}
     try:
-        folders = [e.name for e in os.scandir(root) if e.is_dir()]
+        folders = category_folders(entry, (e.name for e in os.scandir(root) if e.is_dir()))
     except OSError:
         return listing
     for folder in folders:
@@ -169,7 +171,7 @@ def find(
     for entry in config.sources:
         if not is_glob(entry.path):
             continue
-        for source in expand(entry, list_root(root_of(entry)), known):
+        for source in expand(entry, list_root(entry), known):
             if source_key(source) in taken:
                 continue
             taken.add(source_key(source))
@@ -241,7 +243,7 @@ class Discovery:
             if is_glob(entry.path):
                 root = root_of(entry)
                 watcher.add(root, self.wake)
-                for category in category_folders(entry, list_root(root)):
+                for category in list_root(entry):
                     if root / category not in followed:
                         watcher.add(root / category, self.wake)
 
