@@ -102,9 +102,7 @@ class TestExpand:
             handler.close()
         assert len(list(folder.iterdir())) == 2
         glob = entry(str(tmp_path / "*" / "*.log"))
-        assert [s.path for s in expand(glob, categories.list_root(glob))] == [
-            folder / "app.log"
-        ]
+        assert [s.path for s in expand(glob, categories.list_root(glob))] == [folder / "app.log"]
 
 
 class TestFind:

@@ -36,8 +36,8 @@ def _app(scenario: Scenario, category: str) -> AppLog:
     return AppLog(logging.FileHandler(folder / f"{category}.log"), tag=category)
 
 
-def _glob_config(scenario: Scenario, **overrides: object) -> Path:
-    entry = {"path": str(scenario.logs / "*" / "*.log"), "format": FORMAT}
+def _glob_config(scenario: Scenario, glob: str = "*/*.log", **overrides: object) -> Path:
+    entry = {"path": str(scenario.logs / glob), "format": FORMAT}
     return scenario.make_config([entry], **overrides)  # type: ignore[no-any-return]
 
 
@@ -123,11 +123,12 @@ class TestCategoriesAppearLater:
     def test_a_category_whose_folder_went_keeps_its_checkpoint(self, scenario: Scenario) -> None:
         """Its folder deleted while running, the category is followed no more (the
         others go on), its checkpoint stays in the state file (as a removed source's),
-        and when the folder comes back its new file is shipped from its start."""
+        and when the folder comes back its new file is shipped from its start.  The
+        glob names the file after its folder: {category}/{category}.log."""
         gone, kept = _app(scenario, "gone"), _app(scenario, "kept")
         gone.write(3)
         gone.close()
-        config = _glob_config(scenario)
+        config = _glob_config(scenario, "{category}/{category}.log")
         live = scenario.logs / "gone" / "gone.log"
         try:
             with ShipperProcess(config) as shipper:
