@@ -9,6 +9,7 @@ import logging.handlers
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from shipper import categories, config
 from shipper.categories import Discovery, expand
@@ -124,7 +125,9 @@ class TestFind:
         sources, _ = categories.find(loaded, {})
         assert [(s.category, s.path.name) for s in sources] == [("special", "app.log")]
 
-    def test_refusal_reported_once(self, tmp_path, capsys):
+    def test_refusal_reported_once(self, tmp_path):
+        """A refused folder is logged once (category.refused, naming it and what
+        CloudWatch refuses), not at every rescan."""
         (tmp_path / "logs" / "a:b").mkdir(parents=True)
         loaded = load(
             tmp_path,
@@ -132,9 +135,12 @@ class TestFind:
             'cloudwatch:\n  log_stream: "{category}"\n',
         )
         discovery = Discovery()
-        assert discovery.sources(loaded, {}) == []
-        assert discovery.sources(loaded, {}) == []
-        assert capsys.readouterr().out.count("category.refused") == 1
+        with capture_logs() as logged:
+            assert discovery.sources(loaded, {}) == []
+            assert discovery.sources(loaded, {}) == []
+        refused = [e for e in logged if e["event"] == "category.refused"]
+        assert [e["category"] for e in refused] == ["a:b"]
+        assert "refuses ':' in a log stream name" in refused[0]["problem"]
 
     def test_sources_keep_their_checkpoint_keys(self, tmp_path):
         """A found source's checkpoints are keyed by its live path, as a hand-written
