@@ -115,7 +115,12 @@ def _is_rotated(entry: SourceConfig, pattern: str, name: str, matched: Collectio
         bare = name[: stamp.start()] + name[stamp.end() :]
         if bare and fnmatch.fnmatchcase(bare, pattern):
             candidates.add(bare)
-    return any(rotated_pattern(live, entry.rotated).fullmatch(name) for live in candidates)
+    return any(_sibling(live, entry.rotated, name) for live in candidates)
+
+
+def _sibling(live: str, rotated: str, name: str) -> bool:
+    """Whether ``name`` is a rotated sibling of ``live``, as the follower reads it."""
+    return rotated_pattern(live, rotated).fullmatch(name) is not None
 
 
 def expand(
