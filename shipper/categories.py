@@ -221,6 +221,7 @@ class Discovery:
         self.known: set[Path] = set()  # live paths followed, now or before
         self._reported: set[tuple[Path, str]] = set()
         self._found: set[Path] = set()
+        self._empty_reported: set[Path] = set()
 
     def sources(
         self, config: Config, values: Mapping[str, str], saved: Iterable[str] = ()
@@ -237,6 +238,14 @@ class Discovery:
             if source.path not in self._found and source not in config.sources:
                 telemetry.category_found(source.category, str(source.path))
                 self._found.add(source.path)
+        for entry in config.sources:
+            empty = is_glob(entry.path) and not any(
+                s.path.parent.parent == root_of(entry) and category_folders(entry, [s.category])
+                for s in sources
+            )
+            if empty and entry.path not in self._empty_reported:
+                self._empty_reported.add(entry.path)  # once: the folders may come later
+                telemetry.category_none_yet(str(entry.path))
         self.known.update(self._found)
         return sources
 

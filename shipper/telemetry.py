@@ -238,3 +238,7 @@ def category_refused(glob: str, category: str, problem: str) -> None:
 
 def category_gone(category: str, path: str) -> None:
     logs.get().info("category.gone", category=category, path=path)
+
+
+def category_none_yet(glob: str) -> None:
+    logs.get().warning("category.none_yet", glob=glob)

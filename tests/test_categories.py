@@ -142,6 +142,18 @@ class TestFind:
         assert [e["category"] for e in refused] == ["a:b"]
         assert "refuses ':' in a log stream name" in refused[0]["problem"]
 
+    def test_a_glob_that_finds_nothing_yet_is_a_warning_once(self, tmp_path):
+        """No category folder yet: category.none_yet, once (the folders may come
+        later), and nothing for a glob that finds one."""
+        (tmp_path / "logs" / "app").mkdir(parents=True)
+        loaded = load(tmp_path, "  - path: logs/*/app.log\n  - path: later/*/*.log\n")
+        discovery = Discovery()
+        with capture_logs() as logged:
+            assert [s.category for s in discovery.sources(loaded, {})] == ["app"]
+            discovery.sources(loaded, {})
+        empty = [e["glob"] for e in logged if e["event"] == "category.none_yet"]
+        assert empty == [str(tmp_path / "later" / "*" / "*.log")]
+
     def test_sources_keep_their_checkpoint_keys(self, tmp_path):
         """A found source's checkpoints are keyed by its live path, as a hand-written
         one's: a restart finds them again."""
