@@ -38,6 +38,7 @@ from pathlib import Path
 
 from shipper import __version__, emf, identity, logs, metrics, telemetry
 from shipper.batcher import Batcher
+from shipper.categories import Discovery
 from shipper.checkpoints import CheckpointStore, SourceCheckpoint, State
 from shipper.cloudwatch import LogsClient
 from shipper.config import STREAM_PLACEHOLDERS, Config, ConfigError, SourceConfig, name_problems
@@ -146,6 +147,7 @@ class Shipper:
         self.crashed: BaseException | None = None  # a task's unexpected error ends the run
         self._lag_paths: dict[str, set[str]] = {}  # per source: paths with a lag gauge
         self.metrics_outputs: dict[str, MetricsOutput] = {}  # per category
+        self.categories = Discovery()  # the glob entries' categories, found while running
 
     # ------------------------------------------------------------------ startup
 
@@ -164,9 +166,10 @@ class Shipper:
         await self.client.open()
         self.watcher = Watcher(loop)
         now = time.time()
-        followed = {source_key(s) for s in config.sources}
+        sources = self.categories.sources(config, self.values, state.sources)
+        followed = {source_key(s) for s in sources}
         self.resting = {k: v for k, v in state.sources.items() if k not in followed}
-        for source in config.sources:
+        for source in sources:
             self.add_source(source, state.source(source_key(source)), now)
         self.watcher.start()
         if config.health.listen:
@@ -192,6 +195,13 @@ class Shipper:
         self.readers.append(reader)
         if self.running:
             self._start_reader(reader)
+
+    def followed(self) -> set[str]:
+        return {source_key(r.follower.source) for r in self.readers}
+
+    def add_found(self, source: SourceConfig) -> None:
+        """Follow a category found while running, from its checkpoint if it has one."""
+        self.add_source(source, self._saved(source_key(source)), time.time())
 
     def _new_stream(self, group: str, name: str) -> Stream:
         config = self.config
@@ -271,9 +281,14 @@ class Shipper:
         emitting.add_done_callback(self._supervise)
         saves = asyncio.create_task(self.checkpoint_loop(), name="checkpoints")
         saves.add_done_callback(self._supervise)
+        discovering = asyncio.create_task(
+            self.categories.run(self, lambda: self.config.rescan_interval), name="categories"
+        )
+        discovering.add_done_callback(self._supervise)
         await self.stopping.wait()
         await reloads  # a reload under way completes first
         await emitting
+        await discovering
         await self.shutdown(list(self.reader_tasks.values()), self.sender_tasks)
         await saves
         if self.crashed is not None:
@@ -368,7 +383,8 @@ class Shipper:
             if self.stopping.is_set():
                 return
             self.reload_requested.clear()
-            await self.reload()
+            async with self.categories.lock:  # no category is added halfway through
+                await self.reload()
 
     async def reload(self) -> None:
         """Re-read the config file and apply what changed; keep running on a bad one."""
@@ -393,8 +409,8 @@ class Shipper:
         if restart:
             telemetry.config_restart_required(str(path), restart)
         new = dataclasses.replace(new, **{name: getattr(old, name) for name in RESTART_ONLY})
-        before = {source_key(s): s for s in old.sources}
-        after = {source_key(s): s for s in new.sources}
+        before = {source_key(r.follower.source): r.follower.source for r in self.readers}
+        after = {source_key(s): s for s in self.categories.sources(new, self.values)}
         removed = [key for key in before if key not in after]
         # A source whose reader ended (it did not stop in time at an earlier reload, and
         # stopped since) is started again, as if changed.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import socket
 import sys
@@ -69,9 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "check":
             return _check(loaded, path)
+        from shipper import categories, preview
+
+        loaded = categories.concrete(loaded)  # preview and volume: the categories found now
         if args.command == "volume":
             return _volume(loaded, path, args.source, args.since)
-        from shipper import preview
 
         if args.n < 1:
             print("shipper: -n: expected a number of events of at least 1", file=sys.stderr)
@@ -110,7 +113,8 @@ def _check(loaded: config.Config, path: Path) -> int:
     problems = []
     notes = []
     warnings = []
-    for index, source in enumerate(loaded.sources):
+    written, (loaded, indices) = loaded, _found_categories(loaded)
+    for index, source in zip(indices, loaded.sources, strict=True):
         if not source.path.parent.is_dir():
             notes.append(
                 f"sources[{index}].path: folder {source.path.parent} does not exist yet "
@@ -118,13 +122,13 @@ def _check(loaded: config.Config, path: Path) -> int:
             )
         elif source.path.exists() and not os.access(source.path, os.R_OK):
             problems.append(f"sources[{index}].path: {source.path} is not readable")
-    problems.extend(_check_formats(loaded))
+    problems.extend(_check_formats(loaded, indices))
     writable = CheckpointStore(loaded.state_dir).check_writable()
     if writable:
         problems.append(f"state_dir: {writable}")
     # The hostname is known here too (the metadata placeholders only where the shipper
     # runs: they are checked when it starts).
-    problems += config.name_problems(loaded, {"hostname": socket.gethostname()})
+    problems += config.name_problems(written, {"hostname": socket.gethostname()})
     try:
         region, found_in = identity.region(loaded.cloudwatch.region)
         notes.append(f"cloudwatch.region: {region} (from {found_in})")
@@ -144,6 +148,48 @@ def _check(loaded: config.Config, path: Path) -> int:
     return EXIT_OK
 
 
+def _found_categories(loaded: config.Config) -> tuple[config.Config, list[int]]:
+    """Say which categories each glob entry finds now (none yet is a warning: the
+    folders may come later; a refused folder name is one too, the others go on);
+    return the config with the globs replaced by what they find, and for each of its
+    sources the index of the entry it comes from."""
+    from shipper import categories
+    from shipper.follow import source_key
+
+    values = {"hostname": socket.gethostname()}
+    sources = [s for s in loaded.sources if not config.is_glob(s.path)]
+    indices = [i for i, s in enumerate(loaded.sources) if not config.is_glob(s.path)]
+    taken = {source_key(s) for s in sources}  # a hand-written source wins
+    for index, entry in enumerate(loaded.sources):
+        if not config.is_glob(entry.path):
+            continue
+        found, refused = categories.find(dataclasses.replace(loaded, sources=[entry]), values)
+        found = [s for s in found if source_key(s) not in taken]
+        taken.update(source_key(s) for s in found)
+        sources += found
+        indices += [index] * len(found)
+        if found:
+            listed = ", ".join(f"{s.category} ({s.path})" for s in found)
+            print(logs.mask(f"sources[{index}].path: {entry.path} finds {listed}"))
+        else:
+            print(
+                logs.mask(
+                    f"warning: sources[{index}].path: {entry.path} finds no category yet "
+                    "(its folders are watched for)"
+                ),
+                file=sys.stderr,
+            )
+        for refusal in refused:
+            print(
+                logs.mask(
+                    f"warning: sources[{index}].path: folder {refusal.category!r} is skipped: "
+                    f"{refusal.problem}"
+                ),
+                file=sys.stderr,
+            )
+    return dataclasses.replace(loaded, sources=sources), indices
+
+
 def _has_credentials(loaded: config.Config) -> bool:
     import botocore.session
 
@@ -154,7 +200,7 @@ def _has_credentials(loaded: config.Config) -> bool:
         return False
 
 
-def _check_formats(loaded: config.Config) -> list[str]:
+def _check_formats(loaded: config.Config, indices: list[int]) -> list[str]:
     """Whether each source's format matches the first lines of its files: a file with
     a line it does not match is a warning, quoting that line (masked); a source not one
     of whose lines matches is a problem.  Files not there yet, empty or unreadable (the
@@ -164,7 +210,7 @@ def _check_formats(loaded: config.Config) -> list[str]:
 
     problems = []
     masker = masker_for(loaded.masking)
-    for index, source in enumerate(loaded.sources):
+    for index, source in zip(indices, loaded.sources, strict=True):  # index: as written
         name = f"sources[{index}] ({source.category})"
         rotated = RotatedNames(source.path.name, source.rotated)
         try:

@@ -253,6 +253,8 @@ def name_problems(config: Config, values: typing.Mapping[str, str] | None = None
             )
             continue
         for index, source in enumerate(config.sources):
+            if is_glob(source.path):
+                continue  # its categories are checked as they are found
             name = template.format(category=source.category, **values)
             problem = problem_of(name)
             if problem is not None:
@@ -491,8 +493,22 @@ class SampleRule:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    category: str = field(metadata=doc("The category: names the group/stream and a field."))
-    path: Path = field(metadata=doc("The live file; relative to the YAML file's folder."))
+    category: str = field(
+        default="",
+        kw_only=True,  # before the required `path` in the schema's (and README's) order
+        metadata=doc(
+            "The category: names the group/stream and a field. Required, except with a glob"
+            " `path`, where each folder's name is its category (giving it there is an error)."
+        ),
+    )
+    path: Path = field(
+        metadata=doc(
+            "The live file; relative to the YAML file's folder. A glob (`/logs/*/*.log`, or"
+            " `/logs/{category}/{category}.log`: file named as its folder) makes a source per"
+            " category folder, found while running; a file that is a rotated sibling of"
+            " another is not a new source."
+        )
+    )
     rotated: str = field(
         default="auto",
         metadata=doc(
@@ -820,6 +836,8 @@ def _yaml_text(value: Any) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, (list, tuple)):
         return f"`[{', '.join(map(str, value))}]`" if value else "`[]`"
+    if value == "":
+        return '`""`'
     return f"`{value}`"
 
 
@@ -918,6 +936,47 @@ def _check_whole(config: Config) -> list[str]:
             "expected the role it is for"
         )
     return problems
+
+
+# What makes a source's path a glob over category folders (see shipper/categories.py).
+GLOB_CHARACTERS = frozenset("*?[")
+CATEGORY_PLACEHOLDER = "{category}"
+
+
+def is_glob(path: Path) -> bool:
+    """Whether ``path`` names category folders rather than one file."""
+    text = str(path)
+    return CATEGORY_PLACEHOLDER in text or not GLOB_CHARACTERS.isdisjoint(text)
+
+
+def _check_category(path: str, source: SourceConfig) -> list[str]:
+    """A plain path names its category; a glob takes it from the folders, and only its
+    last two parts (the category folder and the file name) may be patterns."""
+    if not is_glob(source.path):
+        return [] if source.category else [f"{path}.category: missing; required"]
+    shown = str(source.path)
+    if source.category:
+        return [
+            f"{path}.category: {source.category!r} with a glob path {shown!r}; expected no"
+            " category (each folder's name is its category)"
+        ]
+    folder, name = source.path.parent.name, source.path.name
+    if is_glob(source.path.parent.parent):
+        return [
+            f"{path}.path: {shown!r}; expected a pattern only in the category folder and the"
+            " file name (/logs/*/*.log)"
+        ]
+    if CATEGORY_PLACEHOLDER in folder and folder != CATEGORY_PLACEHOLDER:
+        return [f"{path}.path: {shown!r}; expected {{category}} as the whole folder name"]
+    if folder != CATEGORY_PLACEHOLDER and GLOB_CHARACTERS.isdisjoint(folder):
+        return [
+            f"{path}.path: {shown!r}; expected the category folder to be a pattern (* or"
+            " {category}), as the category is the folder's name"
+        ]
+    rest = (folder + "/" + name).replace(CATEGORY_PLACEHOLDER, "")
+    if "{" in rest or "}" in rest:
+        return [f"{path}.path: {shown!r}; expected no placeholder but {{category}}"]
+    return []
 
 
 def _check_requests(path: str, source: SourceConfig, metrics: MetricsConfig) -> list[str]:
@@ -1105,6 +1164,9 @@ class _Decoder:
                 continue
             decoded[name] = item
         try:
-            return kind(**decoded)
+            item = kind(**decoded)
         except TypeError:
             return _MISSING  # a required field was reported above
+        if kind is SourceConfig:  # with the other problems: it replaces a required key's
+            self.problems.extend(_check_category(path, item))
+        return item

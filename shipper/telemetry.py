@@ -235,3 +235,19 @@ def config_reload_failed(path: str, problems: list[str]) -> None:
 def config_restart_required(path: str, keys: list[str]) -> None:
     """Keys changed that only a restart applies; their running values stay until then."""
     logs.get().warning("config.restart_required", path=path, keys=keys)
+
+
+def category_found(category: str, path: str) -> None:
+    logs.get().info("category.found", category=category, path=path)
+
+
+def category_refused(glob: str, category: str, problem: str) -> None:
+    logs.get().error("category.refused", glob=glob, category=category, problem=problem)
+
+
+def category_gone(category: str, path: str) -> None:
+    logs.get().info("category.gone", category=category, path=path)
+
+
+def category_none_yet(glob: str) -> None:
+    logs.get().warning("category.none_yet", glob=glob)
