@@ -495,11 +495,21 @@ class Follower:
         self._incomplete.pop(key, None)
         fp_len, fp = fingerprint(unpacked)
         twin = self._twin(unpacked)
+        generation = None
         if twin is not None:
             offset, reason = size, f"compressed copy of {twin.path}"
-        else:
+        elif self._saved_here(key, unpacked):
             offset, reason = self._start_offset(key, unpacked, _sized(st, size), live=False)
-        cursor = Cursor(self.category, Identity(key[0], key[1], fp_len, fp), path, offset, fd)
+        else:
+            # Content that left its file (its inode reused by a new live file, say) goes
+            # on here from where it was read, as a plain copy of it would.
+            generation = self._retired_generation(unpacked)
+            if generation is not None:
+                offset, reason = min(generation.read_to, size), "compressed"
+            else:
+                offset, reason = self._start_offset(key, unpacked, _sized(st, size), live=False)
+        identity = Identity(key[0], key[1], fp_len, fp)
+        cursor = Cursor(self.category, identity, path, offset, fd, generation)
         cursor.unpacked = unpacked
         cursor.size = size
         cursor.seen = seen  # of the compressed file: a change means it was rewritten
@@ -614,12 +624,12 @@ class Follower:
             return cursor
         return None
 
-    def _saved_here(self, key: tuple[int, int], fd: int) -> bool:
+    def _saved_here(self, key: tuple[int, int], fd: Readable) -> bool:
         """Whether the checkpoint has this very file: its inode, with its first bytes."""
         saved = self.saved.get(key)
         return saved is not None and saved.fp_len > 0 and same_start(fd, saved.fp_len, saved.fp)
 
-    def _retired_generation(self, fd: int) -> Generation | None:
+    def _retired_generation(self, fd: Readable) -> Generation | None:
         """The retired content generation whose first bytes ``fd``'s file starts with
         (taken out of the retired ones: it lives in this file now)."""
         for (fp_len, fp), generation in self.retired.items():

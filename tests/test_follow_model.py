@@ -334,7 +334,7 @@ class FollowModel(RuleBasedStateMachine):
         self.reader = SourceReader(follower, self.stream, on_scan=self._looked)
         self.task = self.loop.create_task(self.reader.run(self.stop))
 
-    def _looked(self, follower: Follower) -> None:
+    def _looked(self, follower: Follower, whole_folder: bool) -> None:
         self.looked_at = set(self.files)
         if self.copying is not None:
             self.looked_at.add(self.copying.name)
