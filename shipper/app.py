@@ -50,6 +50,7 @@ from shipper.render import Renderer
 from shipper.retry import Backoff
 from shipper.source_reader import SourceReader
 from shipper.stream import Stream
+from shipper.waits import first_set
 from shipper.watcher import Watcher
 
 # Config sections a reload cannot apply to a running process: they keep their values.
@@ -379,7 +380,7 @@ class Shipper:
     async def reload_loop(self) -> None:
         """Apply a reload each time SIGHUP asks for one, until stopping."""
         while True:
-            await _first(self.reload_requested, self.stopping)
+            await first_set(self.reload_requested, self.stopping)
             if self.stopping.is_set():
                 return
             self.reload_requested.clear()
@@ -638,16 +639,6 @@ def settle_heap() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
-
-
-async def _first(*events: asyncio.Event) -> None:
-    """Return when any of ``events`` is set."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 async def _stop_tasks(tasks: dict[str, asyncio.Task[None]], seconds: float) -> set[str]:

@@ -55,6 +55,7 @@ from shipper.config import (
 )
 from shipper.discovery import RotatedNames
 from shipper.follow import source_key
+from shipper.waits import first_set
 from shipper.watcher import Watcher
 
 # A date or number in a rotated name: a separator, then digits with separators between.
@@ -296,15 +297,4 @@ class Discovery:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):
                     await host.stopping.wait()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval()):
-                    await _first(self.wake, host.stopping)
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+            await first_set(self.wake, host.stopping, within=interval())

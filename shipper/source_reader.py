@@ -18,9 +18,9 @@ What it holds to:
   continuation lines and returns.  Cancelled (a reload removing the source, a
   shutdown past its deadline), it hands over nothing more: whatever it read but did
   not put is read again from the delivered offsets by whoever follows the source next.
-- Its waits end on a wake, the stop event or a deadline with ``asyncio.wait``, which
-  cannot swallow a cancellation (Python 3.11's ``asyncio.wait_for`` can, when the
-  cancellation arrives as the inner wait completes).
+- Its waits end on a wake, the stop event or a deadline with
+  :func:`shipper.waits.first_set`, which cannot swallow a cancellation (Python 3.11's
+  ``asyncio.wait_for`` can, when the cancellation arrives as the inner wait completes).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Protocol
 
 from shipper.follow import MULTILINE_WAIT, Cursor, Follower
 from shipper.records import FileEvents
+from shipper.waits import first_set
 
 # While a reader makes progress through a backlog and nothing in the folder changed,
 # it looks at the folder (a listdir and a stat per file) at most this often rather
@@ -152,10 +153,7 @@ class SourceReader:
         until the folder is due for a look anyway."""
         timeout = MULTILINE_WAIT if self._pending else self.rescan_interval()
         self.idle.set()
-        waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await first_set(self.wake, stop, within=timeout)
         finally:
             self.idle.clear()
-            for waiter in waiters:
-                waiter.cancel()
