@@ -93,9 +93,12 @@ class CheckpointStore:
             if problem != "missing":
                 telemetry.checkpoint_recovered(str(self.path), "previous copy", str(previous))
             return state
-        if previous_problem is None:
+        if previous_problem is None and problem == "missing":
             return State()  # neither exists: a first run
-        self._set_aside(previous, previous_problem)
+        if previous_problem is not None:
+            self._set_aside(previous, previous_problem)
+        # A document that existed but cannot be read, and no good copy: the files on
+        # disk are shipped again (duplicates) rather than taken for history (loss).
         telemetry.checkpoint_recovered(str(self.path), "files on disk", "")
         return LostState()
 

@@ -103,3 +103,19 @@ class TestReadOnlyFolder:
             remount(tiny_fs, "rw")
         store.save(state(2, 70))
         assert store.load() == state(2, 70)
+
+
+class TestUnreadableWithoutCopy:
+    def test_a_corrupt_document_without_a_copy_ships_the_files_again(self, tmp_path: Path) -> None:
+        """Promise 1: a document that exists but cannot be read, with no previous copy
+        (the first save was cut short), is no first run: the files on disk are read
+        again from their start (a lost state), never taken for history."""
+        store = CheckpointStore(tmp_path)
+        (tmp_path / FILENAME).write_bytes(b'{"version": 1, "sour')
+        assert not (tmp_path / PREVIOUS).exists()
+        assert isinstance(store.load(), LostState)
+
+    def test_no_document_and_no_copy_is_a_first_run(self, tmp_path: Path) -> None:
+        loaded = CheckpointStore(tmp_path).load()
+        assert not isinstance(loaded, LostState)
+        assert loaded.sources == {}
