@@ -27,6 +27,13 @@ its offsets in decompressed bytes; one compressed from a file followed now is no
 read again.  A look after a write looks only at the files the watcher named
 (:meth:`Follower.scan`): files read to their end cost nothing until they change.
 
+Reading a file is reading a chunk of bytes at its read offset (more at once while a
+line is longer than a chunk, up to the line limit).  What the chunk holds as lines and
+records (where lines end in the file's encoding, CRLF, a partial last line that
+waits, overlong lines in parts, the ASCII fast path) is :mod:`shipper.lines`'s
+concern: the source's :class:`~shipper.lines.LineReader` takes the chunk and moves the
+file's read offset past the lines it took.
+
 What a file holds from its first byte until it is truncated or rewritten is one
 content :class:`Generation`: events are acknowledged to it, so its delivered offset goes
 where its bytes go — along with a rename, and to a copy.  A file that shrinks below
@@ -50,7 +57,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +68,11 @@ from shipper.config import SourceConfig
 from shipper.discovery import RotatedNames, Sibling
 from shipper.encoding import text_encoding
 from shipper.filters import FileFilter, Kept, parse_duration, render_kept, source_filters
+from shipper.lines import LineReader
 from shipper.mismatch import MismatchWatch
-from shipper.multiline import Assembler, assembler_for, whole_lines
+from shipper.multiline import Assembler, assembler_for
 from shipper.parse import FormatParser
-from shipper.records import FileEvents, Line, Record
+from shipper.records import FileEvents
 from shipper.render import Renderer
 
 FINGERPRINT_BYTES = 512
@@ -243,13 +251,18 @@ class Follower:
         self.live_name = source.path.name
         self.names = RotatedNames(self.live_name, source.rotated)
         self.renderer = renderer
-        self.encoding = text_encoding(source.encoding)
         self.mismatches = MismatchWatch(source.category, renderer.masker)
-        # Whether a chunk of text holding no key-rule key can skip the key rules for the
-        # records read wholly from it (see :meth:`_ascii_records`).
         parser = assembler_for(source).parser
-        self.keys_from_text_only = renderer.masker.keys != () and renderer.keys_only_from_text(
+        # A chunk of text holding no key-rule key can skip the key rules for the records
+        # read wholly from it when their keys come from their text alone.
+        keys_from_text_only = renderer.masker.keys != () and renderer.keys_only_from_text(
             parser.field_names
+        )
+        self.lines = LineReader(
+            source.category,
+            text_encoding(source.encoding),
+            source.max_line_bytes,
+            renderer.masker.mentions_key if keys_from_text_only else None,
         )
         # The struct the renderer would have a format's fields as (None: dicts).
         self.rows = (
@@ -789,20 +802,10 @@ class Follower:
             return None
         if not data:
             return None
-        key_free_from = None
-        records: Sequence[Record | Line] | None
-        if (
-            cursor.part == 0
-            and len(data) < self.source.max_line_bytes
-            and data.isascii()
-            and self.encoding.ascii_compatible
-        ):
-            read = self._ascii_records(cursor, data, now_ms)
-            records, key_free_from = read if read is not None else (None, None)
-        else:
-            records = self._records(cursor, data, now_ms)
-        if records is None:
+        read = self.lines.read(cursor, data, content, now_ms)
+        if read is None:
             return None  # a partial last line waits for its newline
+        records, key_free_from = read
         cursor.last_growth = time.monotonic()
         if (
             cursor.identity.fp_len < FINGERPRINT_BYTES
@@ -843,50 +846,6 @@ class Follower:
         telemetry.file_opened(self.category, copy.path, 0, "new file")
         return False
 
-    def _ascii_records(
-        self, cursor: Cursor, data: bytes, now_ms: int
-    ) -> tuple[Sequence[Record | Line], int | None] | None:
-        """The records of a chunk of ASCII lines, none of them over the line limit: the
-        usual case, decoded and split once per chunk rather than line by line (in ASCII
-        a character is a byte, so offsets are counted on the text).
-
-        With them, the index from which the records need no key rules, or None: when
-        the chunk holds no key-rule key (nor a JSON ``\\u`` escape, which could spell
-        one), neither do the records that began in it.  A record carried over from the
-        previous chunk (the first one, if one was pending) is checked as usual.
-        """
-        cut = data.rfind(b"\n") + 1
-        if not cut:
-            return None
-        assert cursor.assembler is not None
-        text = data[:cut].decode("ascii")
-        key_free_from = None
-        masker = self.renderer.masker
-        # A backslash is looked for before "\\u": one character is found at memchr's
-        # speed, while "\\u" costs as much as a key's search; most chunks hold no backslash.
-        if (
-            self.keys_from_text_only
-            and not ("\\" in text and "\\u" in text)
-            and not masker.mentions_key(text)
-        ):
-            key_free_from = 0 if cursor.assembler.pending is None else 1
-        start = cursor.read_offset
-        cursor.read_offset = start + cut
-        telemetry.lines_read(self.category, text.count("\n"), cut)
-        if b"\r" in data:  # CRLF lines: each line's "\r" dropped, its offsets kept
-            lines = [(line.removesuffix("\r"), end) for line, end in whole_lines(text, start)]
-            return cursor.assembler.feed(lines, now_ms), key_free_from
-        return cursor.assembler.feed_text(text, start, now_ms), key_free_from
-
-    def _records(self, cursor: Cursor, data: bytes, now_ms: int) -> list[Record] | None:
-        """The records of any chunk, line by line: lines over the limit become parts."""
-        start = cursor.read_offset
-        lines = self._split(cursor, data)
-        if not lines:
-            return None
-        telemetry.lines_read(self.category, len(lines), cursor.read_offset - start)
-        return self._events(cursor, lines, now_ms)
-
     def _reopen(self, cursor: Cursor) -> bool:
         try:
             fd = os.open(cursor.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -903,64 +862,6 @@ class Follower:
         cursor.fd = fd
         telemetry.file_opened(self.category, cursor.path, cursor.read_offset, "grew")
         return True
-
-    def _split(self, cursor: Cursor, data: bytes) -> list[tuple[bytes, bool, int]]:
-        """Complete lines of ``data`` as (bytes, ends_with_newline, start offset)."""
-        encoding = self.encoding.for_file(cursor.unpacked or cursor.fd)
-        limit = encoding.whole_units(self.source.max_line_bytes)
-        start = cursor.read_offset
-        cut = encoding.end_of_lines(data)
-        body = data[:cut]
-        tail = data[cut:]
-        lines: list[tuple[bytes, bool, int]] = []
-        position = start
-        if body:
-            for raw in encoding.lines(body):
-                while len(raw) > limit:
-                    cut = _part_end(raw, limit)
-                    lines.append((raw[:cut], False, position))
-                    position += cut
-                    raw = raw[cut:]
-                lines.append((raw, True, position))
-                position += len(raw) + encoding.unit
-        if len(tail) >= limit:  # a line longer than the limit: ship a part of it now
-            while len(tail) >= limit:
-                cut = _part_end(tail, limit)
-                lines.append((tail[:cut], False, position))
-                position += cut
-                tail = tail[cut:]
-        cursor.read_offset = position
-        return lines
-
-    def _events(
-        self, cursor: Cursor, lines: list[tuple[bytes, bool, int]], now_ms: int
-    ) -> list[Record]:
-        assert cursor.assembler is not None
-        records: list[Record] = []
-        whole: list[tuple[str, int]] = []
-        limit = self.source.max_line_bytes
-        encoding = self.encoding.for_file(cursor.unpacked or cursor.fd)
-        for raw, complete, begin in lines:
-            end = begin + len(raw) + (encoding.unit if complete else 0)
-            text = encoding.decode(raw)
-            if complete and not cursor.part:
-                whole.append((text, end))
-                continue
-            # Part of an overlong line: flush what came before, then ship the part alone.
-            records.extend(cursor.assembler.feed(whole, now_ms))
-            whole = []
-            pending = cursor.assembler.flush()
-            if pending is not None:
-                records.append(pending)
-            cursor.part += 1
-            if cursor.part == 1:
-                telemetry.line_split(self.category, cursor.path, begin, limit)
-            part = Record(text, None, now_ms, end, part=cursor.part, last_part=complete)
-            records.append(part)
-            if complete:
-                cursor.part = 0
-        records.extend(cursor.assembler.feed(whole, now_ms))
-        return records
 
     def take_orphaned(self) -> list[FileEvents]:
         """The last records of content generations that a truncation ended."""
@@ -1057,15 +958,3 @@ def _sized(st: os.stat_result, size: int) -> os.stat_result:
 def source_key(source: SourceConfig) -> str:
     """The key of a source's checkpoints: its live path."""
     return str(Path(source.path))
-
-
-# How far back from the limit a part may end at a space instead.
-_CUT_WINDOW = 1024
-
-
-def _part_end(line: bytes, limit: int) -> int:
-    """Where the first part of an overlong line ends: after the last space in the
-    bytes before the limit (no address, token or number the masking rules find spans
-    a space, so none is cut in two and leaks from both parts), else at the limit."""
-    space = line.rfind(b" ", max(1, limit - _CUT_WINDOW), limit)
-    return space + 1 if space != -1 else limit
