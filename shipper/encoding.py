@@ -45,6 +45,7 @@ class TextEncoding:
         encoder.encode("\n")  # a byte-order mark, if the encoding writes one, goes first
         self.newline = encoder.encode("\n")
         self.unit = len(self.newline)  # lines end on multiples of this
+        self.space = encoder.encode(" ")  # where an overlong line's parts may end
         writes_ascii = encoder.encode(_ASCII_TEXT) == _ASCII
         self.ascii_compatible = writes_ascii and _ASCII.decode(self.name, "replace") == _ASCII_TEXT
         self._single = self.newline == b"\n"

@@ -793,7 +793,7 @@ class Follower:
         content = cursor.unpacked or cursor.fd
         try:
             data = read_at(content, READ_CHUNK, cursor.read_offset)
-            if len(data) == READ_CHUNK and b"\n" not in data:
+            if len(data) == READ_CHUNK and not self.lines.holds_a_line_end(data, content):
                 # A line longer than a step: read up to the line limit at once.
                 limit = self.source.max_line_bytes
                 data = read_at(content, max(limit, READ_CHUNK), cursor.read_offset)

@@ -73,6 +73,11 @@ class LineReader:
         self.max_line_bytes = max_line_bytes
         self.mentions_key = mentions_key
 
+    def holds_a_line_end(self, data: bytes, content: int | GzipReader) -> bool:
+        """Whether ``data`` (read from a line's start) holds the end of a line: a
+        newline byte alone is not one in UTF-16 (``U+0A41`` holds byte ``0x0A``)."""
+        return self.encoding.for_file(content).end_of_lines(data) > 0
+
     def read(
         self, cursor: LineCursor, data: bytes, content: int | GzipReader | None, now_ms: int
     ) -> Read | None:
@@ -148,7 +153,7 @@ class LineReader:
         if body:
             for raw in encoding.lines(body):
                 while len(raw) > limit:
-                    cut = _part_end(raw, limit)
+                    cut = _part_end(raw, limit, encoding)
                     lines.append((raw[:cut], False, position))
                     position += cut
                     raw = raw[cut:]
@@ -156,7 +161,7 @@ class LineReader:
                 position += len(raw) + encoding.unit
         if len(tail) >= limit:  # a line longer than the limit: ship a part of it now
             while len(tail) >= limit:
-                cut = _part_end(tail, limit)
+                cut = _part_end(tail, limit, encoding)
                 lines.append((tail[:cut], False, position))
                 position += cut
                 tail = tail[cut:]
@@ -197,9 +202,15 @@ class LineReader:
         return records
 
 
-def _part_end(line: bytes, limit: int) -> int:
+def _part_end(line: bytes, limit: int, encoding: TextEncoding) -> int:
     """Where the first part of an overlong line ends: after the last space in the
     bytes before the limit (no address, token or number the masking rules find spans
-    a space, so none is cut in two and leaks from both parts), else at the limit."""
-    space = line.rfind(b" ", max(1, limit - _CUT_WINDOW), limit)
-    return space + 1 if space != -1 else limit
+    a space, so none is cut in two and leaks from both parts), else at the limit.  A
+    space is one on a character boundary (in UTF-16 the bytes of a space also occur
+    inside other characters)."""
+    space, unit = encoding.space, encoding.unit
+    start = max(1, limit - _CUT_WINDOW)
+    at = line.rfind(space, start, limit)
+    while at > 0 and at % unit:
+        at = line.rfind(space, start, at + len(space) - 1)
+    return at + len(space) if at > 0 else limit

@@ -20,10 +20,12 @@ from structlog.testing import capture_logs
 from shipper import metrics
 from shipper.config import SourceConfig
 from shipper.encoding import text_encoding
+from shipper.follow import Follower
 from shipper.lines import LineReader, Read
 from shipper.mask import Masker
 from shipper.multiline import Assembler, assembler_for
 from shipper.records import Record, as_record
+from shipper.render import Renderer
 
 NOW_MS = 1_700_000_000_000
 MESSAGE_ONLY = "%(message)s"  # every line starts a record (tracebacks excepted)
@@ -328,3 +330,59 @@ class TestAsciiFastPath:
         assert got is not None
         assert got[1] == 1
         assert _reader().read(_file(), b"a\n", None, NOW_MS) == ([], None)
+
+
+class TestLongUtf16Lines:
+    def test_a_line_longer_than_a_step_with_newline_bytes_inside_is_read(
+        self, tmp_path: Path
+    ) -> None:
+        """Promise 1 and 6: a UTF-16 line over a read step whose characters hold the
+        byte 0x0A (U+0A41) is no line end; the line is read (in parts past the limit)
+        and the reading goes on past it, instead of stopping there for good."""
+        path = tmp_path / "app.log"
+        text = "\u0a41" * 40_000 + "\nnext line\n"
+        path.write_bytes(text.encode("utf-16-le"))
+        source = SourceConfig(
+            category="app", path=path, format="json", output="raw", encoding="utf-16-le"
+        )
+        renderer = Renderer("app", "raw", Masker("off"), json_lines=False)
+        follower = Follower(source, None, renderer, 0.0)
+        try:
+            texts: list[str] = []
+            for _ in range(100):
+                cursors = follower.scan()
+                steps = [follower.read(c, 0) for c in cursors]
+                steps += [follower.flush_pending(c) for c in cursors]
+                texts += [e.message for step in steps if step for e in step.events]
+                if all(c.read_offset >= c.size for c in cursors):
+                    break
+            assert texts[-1] == "next line"
+            assert sum(message.count("\u0a41") for message in texts) == 40_000
+        finally:
+            follower.close()
+
+    def test_overlong_utf16_lines_are_cut_after_a_whole_space(self, tmp_path: Path) -> None:
+        """An overlong UTF-16 line's parts end after a space that is a character of
+        its own, never after a 0x20 byte inside another character: every part decodes
+        to the text written."""
+        path = tmp_path / "app.log"
+        line = "aaaa bbbb cccc dddd eeee"
+        path.write_bytes((line + "\n").encode("utf-16-le"))
+        source = SourceConfig(
+            category="app",
+            path=path,
+            format="json",
+            output="raw",
+            encoding="utf-16-le",
+            max_line_bytes=20,
+        )
+        renderer = Renderer("app", "raw", Masker("off"), json_lines=False)
+        follower = Follower(source, None, renderer, 0.0)
+        try:
+            (cursor,) = follower.scan()
+            parts = [follower.read(cursor, 0) for _ in range(3)]
+            texts = [e.message.split(" …[part")[0] for step in parts if step for e in step.events]
+        finally:
+            follower.close()
+        assert "".join(texts) == line
+        assert all(text.endswith(" ") for text in texts[:-1])
