@@ -313,6 +313,8 @@ class Follower:
     def _look_at(self, names: Collection[str]) -> bool:
         """Look at the followed files under ``names``; False when only a look at the
         whole folder can tell what changed."""
+        if self.orphans or any(c.copy_of is not None for c in self.active):
+            return False  # a copytruncate under way: its files are placed together
         for name in names:
             sibling = LIVE if name == self.live_name else self.names.match(name)
             if sibling is None:
