@@ -84,8 +84,16 @@ MEASUREMENTS = ("full", "raw", "raw+keys", "backlog", "idle", "latency", "startu
 class SinkProcess:
     """:mod:`bench.sink` in its own process; its stdout lines are read on a thread."""
 
-    def __init__(self, expect: int | None, keep: Path | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        expect: int | None,
+        keep: Path | None = None,
+        delay: float = 0.0,
+        ids: str | None = None,
+    ) -> None:
         args = [sys.executable, "-m", "bench.sink", "--delay", str(delay)]
+        if ids is not None:
+            args += ["--ids", ids]
         if expect is not None:
             args += ["--expect", str(expect)]
         if keep is not None:

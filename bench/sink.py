@@ -9,7 +9,9 @@ order, spanning at most 24 hours.  A call breaking a rule is answered the way th
 service answers it (``InvalidParameterException``, HTTP 400) and counted as a
 violation; its events are not counted as delivered.
 
-It keeps no messages unless asked (``--keep FILE``, for latency runs); it stores
+It keeps no messages unless asked (``--keep FILE``, for latency runs; ``--ids REGEX``
+counts each id the pattern's two groups name, a prefix and a number, so a long run
+can tell lost and duplicated events without keeping them); it stores
 each accepted call's arrival time and event count.  It runs in its own process, so
 its CPU is not the shipper's, and talks to its parent through stdout, one JSON
 object a line:
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import socket
 import sys
@@ -106,6 +109,8 @@ class Sink:
     kept: list[tuple[float, list[str]]] = field(default_factory=list)
     streams: dict[str, dict[str, int]] = field(default_factory=dict)  # group -> stream -> n
     reached: bool = False
+    ids: re.Pattern[str] | None = None
+    seen: dict[str, bytearray] = field(default_factory=dict)  # prefix -> times seen by number
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -116,7 +121,20 @@ class Sink:
             "violation_examples": self.violations[:5],
             "first_at": self.first_at,
             "last_at": self.last_at,
+            "ids": {prefix: _id_counts(seen) for prefix, seen in self.seen.items()},
         }
+
+    def count_ids(self, events: list[LogEvent]) -> None:
+        assert self.ids is not None
+        for event in events:
+            found = self.ids.search(event.message)
+            if found is None:
+                continue
+            seen = self.seen.setdefault(found[1], bytearray())
+            number = int(found[2])
+            if number >= len(seen):
+                seen.extend(bytes(number + 1 - len(seen)))
+            seen[number] = min(seen[number] + 1, 255)
 
     def accept(self, request: PutLogEvents, at: float) -> dict[str, Any]:
         events = request.log_events
@@ -137,6 +155,8 @@ class Sink:
         self.arrivals.append((at, len(events)))
         if self.keep is not None:
             self.kept.append((at, [e.message for e in events]))
+        if self.ids is not None:
+            self.count_ids(events)
         if self.expect is not None and not self.reached and self.events >= self.expect:
             self.reached = True
             self.report_reached()
@@ -149,6 +169,16 @@ class Sink:
                     for message in messages:
                         out.write(json.dumps([at, message]) + "\n")
         print(json.dumps({"reached": self.events, "at": self.last_at, **self.stats()}), flush=True)
+
+
+def _id_counts(seen: bytearray) -> dict[str, int]:
+    """Of the numbers 0..highest seen: how many arrived, how many more than once
+    (the extra copies), the highest."""
+    return {
+        "distinct": len(seen) - seen.count(0),
+        "duplicates": sum(seen) - (len(seen) - seen.count(0)),
+        "highest": len(seen) - 1,
+    }
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -232,8 +262,9 @@ def main() -> None:
     parser.add_argument("--expect", type=int, help="report once this many events arrived")
     parser.add_argument("--keep", type=Path, help="write (arrival, message) lines here")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per PutLogEvents")
+    parser.add_argument("--ids", type=re.compile, help="count ids: (prefix)(number) groups")
     args = parser.parse_args()
-    sink = Sink(expect=args.expect, keep=args.keep, delay=args.delay)
+    sink = Sink(expect=args.expect, keep=args.keep, delay=args.delay, ids=args.ids)
     try:
         asyncio.run(serve(sink, args.port))
     except KeyboardInterrupt:

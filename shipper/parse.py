@@ -176,8 +176,11 @@ def check_datefmt(datefmt: str) -> None:
 # the workers of one app writing a moment apart), so a handful of recent seconds is
 # all that is ever read again; a large cache only held every second of a long backlog
 # (3,000 of them were ~0.7 MiB of resident memory a source, and it kept up to 4,096)
-# and, for times written to the millisecond, entries never read again at all.
-TIME_CACHE_ENTRIES = 256
+# and, for times written to the millisecond, entries never read again at all.  Every
+# followed file has its own reader, rotated files read to their end included, so what
+# one remembers is paid once per rotated file: 256 seconds were ~25 KiB each, and a
+# shipper's memory crept with every midnight.
+TIME_CACHE_ENTRIES = 16
 
 
 class TimeReader:

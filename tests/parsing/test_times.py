@@ -242,3 +242,28 @@ def test_a_backlog_of_many_seconds_does_not_grow_the_reader() -> None:
     finally:
         tracemalloc.stop()
     assert grew < 100_000, f"{grew:,} bytes held for 10,000 seconds read"
+
+
+def test_a_file_read_to_its_end_leaves_its_reader_small() -> None:
+    """SPEC §3.3 (memory does not grow with time): every followed file has a reader,
+    rotated files read to their end included, one more each midnight; what a reader
+    keeps of four minutes of a file is a few recent seconds, a couple of KiB, not the
+    whole four minutes (some 30 KiB a rotated file)."""
+    zone = "Asia/Seoul"
+    start = epoch(zone, 2024, 1, 1)
+
+    def written(n: int) -> str:  # a new string each time, as a line's match gives it
+        return datetime.fromtimestamp(start + n, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+    TimeReader("%Y-%m-%d %H:%M:%S", zone).read(written(0))  # strptime's own first use
+    tracemalloc.start()
+    try:
+        reader = TimeReader("%Y-%m-%d %H:%M:%S", zone)
+        for n in range(255):
+            assert reader.read(written(n)) == (start + n) * 1000
+        with_reader = tracemalloc.get_traced_memory()[0]
+        del reader
+        held = with_reader - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 4_000, f"{held:,} bytes held by a reader of 255 seconds"
