@@ -288,10 +288,10 @@ class Shipper:
         discovering.add_done_callback(self._supervise)
         await self.stopping.wait()
         await reloads  # a reload under way completes first
-        await emitting
-        await discovering
+        # A supervised task that failed is already in ``crashed``: shut down all the same.
+        await asyncio.gather(emitting, discovering, return_exceptions=True)
         await self.shutdown(list(self.reader_tasks.values()), self.sender_tasks)
-        await saves
+        await asyncio.gather(saves, return_exceptions=True)
         if self.crashed is not None:
             raise RuntimeError(f"stopped after an internal error: {self.crashed!r}") from (
                 self.crashed
