@@ -23,9 +23,10 @@ from typing import Any
 from bench.generate import ensure
 from bench.run import masking_for, source
 from shipper import config as config_module
-from shipper.app import build_follower, settle_heap
+from shipper.app import build_follower
 from shipper.batcher import Batch, Batcher
 from shipper.checkpoints import State
+from shipper.heap import settle_heap
 from shipper.mask import masker_for
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import signal
 import time
 from collections.abc import Iterable
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from shipper import __version__, emf, identity, logs, metrics, telemetry
+from shipper import __version__, emf, heap, identity, logs, metrics, telemetry
 from shipper.batcher import Batcher
 from shipper.categories import Discovery
 from shipper.checkpoints import CheckpointStore, SourceCheckpoint, State
@@ -179,7 +178,7 @@ class Shipper:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
         self.started = True
-        settle_heap()
+        heap.settle_heap()
         telemetry.shipper_started(len(self.readers), __version__)
 
     def add_source(self, source: SourceConfig, saved: SourceCheckpoint | None, now: float) -> None:
@@ -286,10 +285,12 @@ class Shipper:
             self.categories.run(self, lambda: self.config.rescan_interval), name="categories"
         )
         discovering.add_done_callback(self._supervise)
+        collecting = asyncio.create_task(heap.collect_fully(self.stopping), name="collector")
+        collecting.add_done_callback(self._supervise)
         await self.stopping.wait()
         await reloads  # a reload under way completes first
         # A supervised task that failed is already in ``crashed``: shut down all the same.
-        await asyncio.gather(emitting, discovering, return_exceptions=True)
+        await asyncio.gather(emitting, discovering, collecting, return_exceptions=True)
         await self.shutdown(list(self.reader_tasks.values()), self.sender_tasks)
         await asyncio.gather(saves, return_exceptions=True)
         if self.crashed is not None:
@@ -440,8 +441,7 @@ class Shipper:
             self.retired_streams.pop(key, None)
             self.add_source(after[key], self._saved(key), now)
         await self.save_checkpoints()  # removed sources' positions are kept in the file
-        gc.unfreeze()  # what the removed sources held is garbage now: let it be found
-        settle_heap()
+        heap.unsettle_heap()  # what the removed sources held is garbage now: let it be found
         telemetry.config_reloaded(str(path), added, removed, changed)
 
     async def remove_sources(self, keys: list[str]) -> set[str]:
@@ -617,28 +617,6 @@ class Shipper:
                 self.saved = sources
             for reader in self.readers:
                 self._update_gauges(reader.follower)
-
-
-# Allocations between two young-generation collections (Python's default is 700).
-# Reading a backlog allocates a few objects per event, nearly all freed by reference
-# counting within the chunk; at 700 the collector ran some 6,000 times per 2 million
-# events and kept moving live in-flight events to older generations.
-YOUNG_COLLECTION_EVERY = 20_000
-
-
-def settle_heap() -> None:
-    """Collect start-up's garbage, then take what is left out of the collector's sight.
-
-    Start-up leaves a couple of hundred thousand long-lived objects (the imported
-    modules, botocore's service model); each full collection walked all of them, and
-    while a backlog was read the collector took a sixth of the CPU of raw shipping.
-    Frozen, they are not scanned again; the pipeline's records and events still are,
-    less often.
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
 
 
 async def _stop_tasks(tasks: dict[str, asyncio.Task[None]], seconds: float) -> set[str]:
