@@ -331,6 +331,7 @@ class Shipper:
             on_scan=self._update_gauges,
             watch=lambda: watcher.ensure(directory),
             changes=lambda: watcher.take_changes(directory, reader.wake),
+            sends_at=reader.stream.sends_at,
         )
         await source_reader.run(self.stopping)
 

@@ -30,6 +30,7 @@ import contextlib
 import functools
 import platform
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ from shipper.cloudwatch_errors import (
     Retriable,
 )
 from shipper.config import CloudWatchConfig
+from shipper.put_request import PutRequest
 from shipper.records import Event
 
 _RETRIABLE_CODES = frozenset(
@@ -212,10 +214,12 @@ def translate(exc: BaseException) -> CloudWatchError:
 
 
 class _Handle:
-    """One open aiobotocore client and the calls still using it."""
+    """One open aiobotocore client, its direct PutLogEvents, and the calls still using
+    it."""
 
-    def __init__(self, client: Any, stack: contextlib.AsyncExitStack) -> None:
+    def __init__(self, client: Any, put: PutRequest, stack: contextlib.AsyncExitStack) -> None:
         self.client = client
+        self.put = put
         self.stack = stack
         self.in_flight = 0
         self.retired = False
@@ -293,7 +297,10 @@ class LogsClient:
         events = client.meta.events
         events.register("before-parameter-build.cloudwatch-logs.PutLogEvents", _encode_events)
         events.register("before-call.cloudwatch-logs.PutLogEvents", _swap_in_body)
-        return _Handle(client, stack), found
+        # The session's credentials are the client's (the session keeps the ones it
+        # found); the direct PutLogEvents signs with them.
+        put = PutRequest(client, await session.get_credentials(), self.region)
+        return _Handle(client, put, stack), found
 
     async def _role_credentials(self) -> AioDeferredRefreshableCredentials | None:
         """The role's credentials, assumed (and assumed again before they expire) with
@@ -351,12 +358,17 @@ class LogsClient:
         return None if found else NO_CREDENTIALS
 
     async def _call(self, operation: str, **params: Any) -> Any:
+        """Call ``operation`` through botocore."""
+        return await self._using(lambda handle: getattr(handle.client, operation)(**params))
+
+    async def _using(self, call: Callable[[_Handle], Awaitable[Any]]) -> Any:
+        """``call`` on the current client, its failure translated."""
         handle = self._handle
         if handle is None:
             raise Retriable("ClientClosed", "the CloudWatch client is closed")
         handle.in_flight += 1
         try:
-            return await getattr(handle.client, operation)(**params)
+            return await call(handle)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -370,15 +382,20 @@ class LogsClient:
     async def put_events(
         self, group: str, stream: str, events: list[Event], token: str | None
     ) -> PutResult:
-        # Events, not the API's dicts: `_encode_events` turns them into the body.
-        params: dict[str, Any] = {
-            "logGroupName": group,
-            "logStreamName": stream,
-            "logEvents": events,
-        }
-        if token:
-            params["sequenceToken"] = token
-        response = await self._call("put_log_events", **params)
+        handle = self._handle
+        body = _put_body(group, stream, events, token or None)
+        if handle is not None and handle.put.ready and body is not None:
+            response = await self._using(lambda handle: handle.put.put(body))
+        else:
+            # Events, not the API's dicts: `_encode_events` turns them into the body.
+            params: dict[str, Any] = {
+                "logGroupName": group,
+                "logStreamName": stream,
+                "logEvents": events,
+            }
+            if token:
+                params["sequenceToken"] = token
+            response = await self._call("put_log_events", **params)
         return PutResult(
             response.get("nextSequenceToken"), response.get("rejectedLogEventsInfo") or {}
         )

@@ -41,6 +41,9 @@ SCAN_WHILE_READING = 0.25
 # How long an idle reader waits for news before it looks at the folder anyway, when
 # the caller does not say (the app passes ``rescan_interval``).
 IDLE_RESCAN = 10.0
+# A reader gathering news reads this long before its stream sends the batch it times,
+# so that what it reads still goes with that batch.
+GATHER_MARGIN = 0.05
 
 
 class Sink(Protocol):
@@ -62,6 +65,7 @@ class SourceReader:
         on_scan: Callable[[Follower, bool], None] | None = None,
         watch: Callable[[], bool] | None = None,
         changes: Callable[[], set[str] | None] | None = None,
+        sends_at: Callable[[], float | None] | None = None,
     ) -> None:
         """``wake`` is set when the folder changed (the watcher sets it).
         ``rescan_interval`` is read before each idle wait, so a reload applies at
@@ -70,7 +74,10 @@ class SourceReader:
         placed a new watch (changes made before it went unseen: the folder is looked at
         again at once).  ``changes`` names the files the watcher saw change since the
         last call (None: look at everything); without it, or once per
-        ``rescan_interval``, every look takes in the whole folder."""
+        ``rescan_interval``, every look takes in the whole folder.  ``sends_at``
+        tells when the sink sends the events it holds (monotonic; None: it holds none,
+        or sends them at once): news arriving before then is gathered and read just
+        before, in one step rather than one per write."""
         self.follower = follower
         self.sink = sink
         self.wake = wake if wake is not None else asyncio.Event()
@@ -78,6 +85,7 @@ class SourceReader:
         self.on_scan = on_scan
         self.watch = watch
         self.changes = changes
+        self.sends_at = sends_at
         self._rescanned = -float("inf")  # when the whole folder was last looked at
         # Set while the reader waits for news: everything readable has been handed over.
         self.idle = asyncio.Event()
@@ -94,7 +102,8 @@ class SourceReader:
                 continue
             if self.watch is not None and self.watch():
                 continue
-            await self._wait_for_news(stop)
+            if await self._wait_for_news(stop):
+                await self._gather(stop)
         await self.finish()
 
     async def read_available(self, stop: asyncio.Event | None = None) -> None:
@@ -148,12 +157,29 @@ class SourceReader:
         if events:
             await self.sink.put(events)
 
-    async def _wait_for_news(self, stop: asyncio.Event) -> None:
+    async def _gather(self, stop: asyncio.Event) -> None:
+        """While the sink holds events it sends later, let news gather until just before
+        then: a busy or steady source's writes cost one read per batch, not one per
+        write, and still go in the batch they would have gone in.  A record waiting for
+        continuation lines that becomes complete meanwhile is handed over at the end of
+        the wait, in time for that batch.  With nothing held (a quiet source's first
+        write), news is read at once, as the batch's clock starts with its first event."""
+        if self.sends_at is None:
+            return
+        sends_at = self.sends_at()
+        if sends_at is None:
+            return
+        wait = sends_at - GATHER_MARGIN - time.monotonic()
+        if wait > 0:
+            await first_set(stop, within=wait)
+
+    async def _wait_for_news(self, stop: asyncio.Event) -> bool:
         """Wait for a wake or ``stop``; at most until a pending record is complete, or
-        until the folder is due for a look anyway."""
+        until the folder is due for a look anyway.  Whether woken by news."""
         timeout = MULTILINE_WAIT if self._pending else self.rescan_interval()
         self.idle.set()
         try:
             await first_set(self.wake, stop, within=timeout)
         finally:
             self.idle.clear()
+        return self.wake.is_set()

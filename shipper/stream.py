@@ -103,6 +103,14 @@ class Stream:
             self._space.clear()
             await self._space.wait()
 
+    def sends_at(self) -> float | None:
+        """When the events not yet sealed go out (monotonic): None when there are none,
+        or when they go at once (a stream's first batch, closing)."""
+        since = self.batcher.pending_since()
+        if since is None or not self.created or self.closing:
+            return None
+        return since + self.flush_interval
+
     def undelivered(self) -> int:
         return len(self.batcher.current) + sum(len(b) for b in self.sealed)
 
