@@ -358,7 +358,7 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     this ``@`` could cover.
     """
     percent = "%" in text
-    pieces = []
+    pieces: list[str] = []
     done = 0  # the text before this offset is final
     # A "%" test first: the search for "@" alone runs several times faster.
     if text.isascii() and "\\u" not in text:
@@ -371,12 +371,19 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
             continue  # git@github.com:org/repo.git is a remote, not an address
         # The usual address: its local part is the run of local-part characters before
         # the "@" (rstrip finds where it starts, in C), shorter than 64 characters,
-        # after one that cannot continue it nor start a JSON escape.
+        # after one that cannot continue it nor start a JSON escape, or right after the
+        # address before it (a+1@x.coma+2@x.com: the run is the second local part).
         low = at - 64 if at - 64 > done else done
         window = text[low:at]
         start = low + len(window.rstrip(_LOCAL_RUN))
+        after_address = start == done and bool(pieces)
         # (Not after a backslash nor a character beyond ASCII: see below.)
-        if low < start < at and text[start - 1] < "\x80" and text[start - 1] != "\\":
+        if (
+            (low < start or after_address)
+            and start < at
+            and text[start - 1] < "\x80"
+            and text[start - 1] != "\\"
+        ):
             local = text[start:at]
             if (
                 local[0] != "."
@@ -409,7 +416,13 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
                 start -= 1
             match = EMAIL.match(text, start, found.end()) if start != -1 else None
         else:
-            continue  # no local part ends here (a masked address: **o.79*@x.io)
+            if text[at - 1 : at] == "*":
+                # A masked address (**o.79*@x.io): its domain is its own, never the
+                # local part of an address glued after it, so masking twice changes
+                # nothing.
+                pieces.append(text[done:end])
+                done = end
+            continue  # no local part ends here
         if match is None:
             continue
         pieces.append(text[done : match.start()])

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from collections.abc import Callable
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shipper.config import MASK_DETECTORS
-from shipper.mask import EMAIL, Masker, _email_sub, _scp_remote
+from shipper.mask import _AT_DOMAIN, _AT_OR_PERCENT_DOMAIN, EMAIL, Masker, _email_sub, _scp_remote
 
 KEY = "property-key"
 STRATEGIES = ("partial", "redact", "hash")
@@ -201,20 +202,61 @@ class TestSearchNearEachAt:
     @example('{"k": "@app.route", "l": ["to:", "@kim.lee"]} "kim@x.io"@y.io "a%40b"@x.io')
     def test_finds_what_the_whole_regex_finds(self, text: str) -> None:
         """The search near each ``@`` (plain addresses read without the full regex)
-        finds and rewrites exactly what ``EMAIL.sub`` over the whole text does, in ASCII
+        finds and rewrites exactly what ``EMAIL`` finds scanning the whole text, in ASCII
         text without backslashes (after a letter beyond ASCII or an escape the local
         part is read back letter by letter instead: see test_corpus.py's families 5
-        and 6)."""
+        and 6).  An address may begin right where the one before it ended
+        (``a@x.coma+1@x.com``: the ``+1`` is a local part, even after a letter)."""
 
         def write(local: str, domain: str) -> str:
             return f"<{local}|{domain}>"
 
-        def replace(match: re.Match[str]) -> str:
-            if _scp_remote(text, match.end()):  # git@github.com:org/repo is kept
-                return match.group(0)
-            return write(match["local"] or match["quoted"], match["domain"])
+        assert _email_sub(write, text) == _whole_regex(text, write)
 
-        assert _email_sub(write, text) == EMAIL.sub(replace, text)
+
+# "@" and a domain after a "*" (the end of a masked local part); "%40" counts as an
+# "@" in text with a "%", as it does for the search
+_MASKED_ADDRESS = re.compile(r"\*" + _AT_DOMAIN.pattern)
+_MASKED_ADDRESS_OR_PERCENT = re.compile(r"\*" + _AT_OR_PERCENT_DOMAIN.pattern)
+
+
+def _whole_regex(text: str, write: Callable[[str, str], str]) -> str:
+    """``EMAIL.sub`` over ``text``, except that a masked address (``**o.79*@x.io``)
+    keeps its domain, and right after an address a plain local part (no ``%`` escapes,
+    before a plain ``@``) may begin at once, even after a character that would
+    otherwise forbid its start (``a@x.coma+1@x.com``: ``+1``), when it ends no later
+    than what the regex reads next."""
+    pieces = []
+    done = 0
+    while True:
+        match = EMAIL.search(text, done)
+        while match is not None and _scp_remote(text, match.end()):
+            match = EMAIL.search(text, match.end())  # git@github.com:org/repo is kept
+        start = match.start() if match is not None else len(text)
+        end = match.end() if match is not None else len(text)
+        masked = (_MASKED_ADDRESS_OR_PERCENT if "%" in text else _MASKED_ADDRESS).search(text, done)
+        if masked is not None and masked.start() < start:
+            # A masked address (**o.79*@x.io) keeps its domain: nothing begins in it.
+            pieces.append(text[done : masked.end()])
+            done = masked.end()
+            continue
+        glued = EMAIL.match(text[done:]) if pieces else None  # no character before it
+        if (
+            glued is not None
+            and glued["local"]
+            and "%" not in glued["local"]
+            and glued.string[glued.end("local")] == "@"
+            and done + glued.end() <= end
+            and not _scp_remote(text, done + glued.end())
+        ):
+            match, start, end = glued, done, done + glued.end()
+        if match is None:
+            break
+        pieces.append(text[done:start])
+        pieces.append(write(match["local"] or match["quoted"], match["domain"]))
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def _mentions_by_hand(text: str, names: tuple[str, ...]) -> bool:

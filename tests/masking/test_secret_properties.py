@@ -113,6 +113,10 @@ def _events(message: str) -> list[str]:
 
 
 def _survives(secret: str, event: str) -> bool:
+    """Whether ``secret`` is in the event's text (a JSON event's message: its keys are
+    the shipper's own, and a secret such as ``ssag`` is found in ``"message"``)."""
+    if event.startswith("{"):
+        event = json.loads(event)["message"]
     forms = {secret, urllib.parse.quote_plus(secret), json.dumps(secret)[1:-1]}
     return any(form in event or form in urllib.parse.unquote_plus(event) for form in forms)
 
