@@ -455,6 +455,10 @@ class Follower:
             if not cursor.live and idle and drained and cursor.fd is not None:
                 telemetry.file_closed(self.category, cursor.path, cursor.read_offset, "idle")
                 cursor.close()
+                # Rotated and read out: of its record assembly nothing is pending, and a
+                # year of such files should not each keep a parser (made again if one
+                # grows).
+                cursor.assembler = None
             if cursor.gone and cursor.fd is None:
                 # Deleted, or renamed while the folder was listed (seen under no name
                 # this time): kept by fingerprint, so that found again under another
@@ -601,14 +605,14 @@ class Follower:
         cursor.live = live
         cursor.size = fst.st_size
         cursor.seen = (fst.st_size, fst.st_mtime_ns)
-        cursor.assembler = assembler_for(self.source, self.rows)
         cursor.filtering = self.filters.for_file() if self.filters else None
         self.cursors[key] = cursor
         cursor.copy_of = original
         if offset >= fst.st_size and not live and original is None:
-            cursor.close()  # nothing to read now; reopened if it grows
+            cursor.close()  # nothing to read now; reopened (with a parser) if it grows
             telemetry.file_skipped(self.category, path, reason)
         else:
+            cursor.assembler = assembler_for(self.source, self.rows)
             telemetry.file_opened(self.category, path, offset, reason)
         return cursor
 
@@ -791,6 +795,8 @@ class Follower:
                 return None
             if not self._reopen(cursor):
                 return None
+        if cursor.assembler is None:
+            cursor.assembler = assembler_for(self.source, self.rows)
         assert cursor.fd is not None
         content = cursor.unpacked or cursor.fd
         try:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import gzip
 import os
 import shutil
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,6 +31,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
+from shipper import follow
 from shipper.checkpoints import SourceCheckpoint
 from shipper.config import SourceConfig
 from shipper.follow import Follower
@@ -276,6 +279,69 @@ class TestCostPerWrite:
         crowded = self._cost_of_a_write(tmp_path / "crowded", 300, fs_calls)
         assert 0 < alone <= 10
         assert crowded == alone, f"{crowded} calls per write with 300 rotated files, {alone} alone"
+
+
+class TestMemoryPerRotatedFile:
+    """A year of rotated files lies beside the live one on a host that ran for a year:
+    what the shipper keeps for each must stay small (issue 24)."""
+
+    def _held(self, folder: Path, rotated: int, monkeypatch: pytest.MonkeyPatch) -> int:
+        """Bytes of Python objects a follower holds after reading ``rotated`` rotated
+        files and the live one to their ends and closing the rotated ones."""
+        monkeypatch.setattr(follow, "ROTATE_WAIT", 0.0)  # read out and idle: closed at once
+        folder.mkdir()
+        for day in range(rotated):
+            stamp = time.strftime("%Y-%m-%d", time.localtime(time.time() - (day + 1) * DAY))
+            _write(folder / f"app.log.{stamp}", _lines(f"r{day}", 3), days_ago=day + 1)
+        live = folder / "app.log"
+        live.write_text(_lines("live", 2))
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            follower = _follower(live, ignore_older="400d")
+            assert len(_read_all(follower)) == 3 * rotated + 2
+            follower.scan()  # the look that closes what was read out
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        follower.close()
+        return held
+
+    def test_a_rotated_file_read_out_keeps_little(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        few = self._held(tmp_path / "few", 20, monkeypatch)
+        many = self._held(tmp_path / "many", 320, monkeypatch)
+        per_file = (many - few) / 300
+        assert per_file < 1536, f"{per_file:.0f} bytes kept per rotated file read out"
+
+    def test_a_rotated_file_that_grows_after_it_was_closed_is_read_whole(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A stale writer appends a traceback to a rotated file read out and closed: its
+        record is read and assembled as any other."""
+        monkeypatch.setattr(follow, "ROTATE_WAIT", 0.0)
+        rotated = tmp_path / "app.log.2024-01-01"
+        _write(rotated, _lines("old", 2), days_ago=1)
+        live = tmp_path / "app.log"
+        live.write_text(_lines("live", 1))
+        follower = _follower(live)
+        assert _read_all(follower) == ["old-000", "old-001", "live-000"]
+        follower.scan()  # closed: read out and idle
+        with rotated.open("a") as f:
+            f.write("2024-01-02 03:04:06,000 ERROR late\nTraceback (most recent call last):\n")
+            f.write('  File "app.py", line 1, in <module>\nValueError: late\n')
+        messages = []
+        for cursor in follower.scan():
+            while (events := follower.read(cursor, 0)) is not None:
+                messages.extend(e.message for e in events)
+            messages.extend(e.message for e in follower.flush_quiet(cursor, 0.0))
+        follower.close()
+        assert len(messages) == 1
+        assert messages[0].startswith("2024-01-02 03:04:06,000 ERROR late\nTraceback")
+        assert messages[0].endswith("ValueError: late")
 
 
 class TargetedFollowModel(FollowModel):
