@@ -120,7 +120,7 @@ def measure(shape: Shape, seconds: float, idle_seconds: float) -> dict[str, floa
         "ms_per_call": cpu_writing / max(calls, 1) * 1000,
         "calls_per_s": calls / took,
         "events_per_s": written / took,
-        "idle_core_percent": cpu_idle / idle_took * 100,
+        "quiet_core_percent": cpu_idle / idle_took * 100,
         "peak_rss_mib": usage.max_rss_mib,
         "rss_end_mib": rss_end,
     }
@@ -139,7 +139,7 @@ def main() -> None:
             f"{shape}: {figures['core_percent']:.2f}% of a core while writing, "
             f"{figures['ms_per_call']:.2f} ms CPU per PutLogEvents call "
             f"({figures['calls_per_s']:.1f} calls/s, {figures['events_per_s']:.0f} events/s), "
-            f"idle after {figures['idle_core_percent']:.3f}%, "
+            f"quiet after {figures['quiet_core_percent']:.3f}%, "
             f"peak RSS {figures['peak_rss_mib']:.1f} MiB (end of writing "
             f"{figures['rss_end_mib']:.1f})",
             flush=True,

@@ -19,6 +19,10 @@ with the backlog.
   line's write to the sink's acceptance of it.
 - ``startup``: from starting the process to the first delivered batch.
 - ``import``: ``python -X importtime -c "import shipper.app"``.
+- ``40x5`` and ``400x0.5``: many quiet sources (:mod:`bench.many_sources`), each its
+  own category, written for ``--sources-seconds``: % of a core while writing, CPU ms
+  per PutLogEvents call, calls/s, peak RSS, and % of a core over ``--idle-seconds``
+  once they are quiet.
 
     python -m bench.run                       # everything, 2,000,000 lines, 3 runs
     python -m bench.run --lines 200000 --repeat 1 --idle-seconds 10 --latency-seconds 10
@@ -75,7 +79,18 @@ def _kill_leftovers() -> None:
             proc.kill()
 
 
-MEASUREMENTS = ("full", "raw", "raw+keys", "backlog", "idle", "latency", "startup", "import")
+MEASUREMENTS = (
+    "full",
+    "raw",
+    "raw+keys",
+    "backlog",
+    "idle",
+    "latency",
+    "startup",
+    "import",
+    "40x5",
+    "400x0.5",
+)
 
 
 # ---------------------------------------------------------------------- processes
@@ -504,6 +519,10 @@ ROWS = (
     ("running_s", "to shipper.started s", "{:.3f}"),
     ("startup_s", "to first delivery s", "{:.3f}"),
     ("import_s", "import shipper.app s", "{:.3f}"),
+    ("core_percent", "% of a core writing", "{:.2f}"),
+    ("ms_per_call", "CPU ms per call", "{:.2f}"),
+    ("calls_per_s", "calls/s", "{:.1f}"),
+    ("quiet_core_percent", "% of a core quiet after", "{:.3f}"),
 )
 
 
@@ -519,6 +538,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "shipper-bench")
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--sources-seconds", type=float, default=60.0, help="writing window of 40x5 and 400x0.5"
+    )
     parser.add_argument("--only", default=",".join(MEASUREMENTS), help="comma-separated")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     parser.add_argument(
@@ -560,8 +582,16 @@ def main() -> None:
             first = args.data / "startup.log"
             first.write_text(_lines(10, "startup"))
             runs = repeat(args.repeat, lambda f=first: startup(f))
-        else:
+        elif name == "import":
             runs = repeat(args.repeat, import_time)
+        else:  # many sources: bench/many_sources.py
+            from bench import many_sources  # it builds on this module
+
+            shape = many_sources.Shape.parse(name)
+            windows = (args.sources_seconds, args.idle_seconds)
+            runs = repeat(
+                args.repeat, lambda s=shape, w=windows: many_sources.measure(s, w[0], w[1])
+            )
         results[name] = runs
         report(name, runs)
     print(speed.format(summary(reference_seconds(), "{:.2f}")) + " after (lower is faster)")

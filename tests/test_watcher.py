@@ -9,7 +9,22 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from shipper import watcher as watcher_module
 from shipper.watcher import Watcher
+
+
+@pytest.fixture(autouse=True, params=["shared inotify", "observer"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test with both ways of watching: watchdog's shared inotify reader (Linux)
+    and watchdog's observer (where that reader is not there)."""
+    if request.param == "observer":
+        monkeypatch.setattr(watcher_module, "SHARED_INOTIFY", False)
+    elif not watcher_module.SHARED_INOTIFY:
+        pytest.skip("watchdog's shared inotify reader is Linux's")
+    return str(request.param)
+
 
 # Long enough for inotify, watchdog's move-grouping delay and the loop hand-off.
 SETTLE = 1.0
