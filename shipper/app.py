@@ -197,7 +197,7 @@ class Shipper:
             self._start_reader(reader)
 
     def followed(self) -> set[str]:
-        return {source_key(r.follower.source) for r in self.readers}
+        return {r.follower.key for r in self.readers}
 
     def add_found(self, source: SourceConfig) -> None:
         """Follow a category found while running, from its checkpoint if it has one."""
@@ -306,7 +306,7 @@ class Shipper:
     def _start_reader(self, reader: Reader) -> None:
         task = asyncio.create_task(self.read(reader), name=f"read {reader.follower.category}")
         task.add_done_callback(self._supervise)
-        self.reader_tasks[source_key(reader.follower.source)] = task
+        self.reader_tasks[reader.follower.key] = task
 
     def _supervise(self, task: asyncio.Task[None]) -> None:
         """A reader or sender that fails stops the shipper gracefully (exit 1) rather
@@ -349,7 +349,7 @@ class Shipper:
         unsaved = self._unsaved_bytes(follower, follower.cursors.values())
         for path, lag in lags.items():
             metrics.LAG_BYTES.labels(follower.category, path).set(lag + unsaved.get(path, 0))
-        key = source_key(follower.source)
+        key = follower.key
         # Files no longer followed (rotated away and deleted) leave the metrics too.
         for path in self._lag_paths.get(key, set()) - lags.keys():
             metrics.LAG_BYTES.remove(follower.category, path)
@@ -361,7 +361,7 @@ class Shipper:
         The lag gauge counts from the saved position, not the delivered one: what a
         restart would resume from.  While saves fail it does not fall to 0.
         """
-        saved = self.saved.get(source_key(follower.source))
+        saved = self.saved.get(follower.key)
         at = {(f.dev, f.ino): f.offset for f in saved.files} if saved is not None else {}
         unsaved = {}
         for cursor in cursors:
@@ -372,7 +372,7 @@ class Shipper:
         return unsaved
 
     def _forget_gauges(self, follower: Follower) -> None:
-        for path in self._lag_paths.pop(source_key(follower.source), set()):
+        for path in self._lag_paths.pop(follower.key, set()):
             metrics.LAG_BYTES.remove(follower.category, path)
         if not any(r.follower.category == follower.category for r in self.readers):
             metrics.FILES_WATCHED.remove(follower.category)
@@ -412,7 +412,7 @@ class Shipper:
         if restart:
             telemetry.config_restart_required(str(path), restart)
         new = dataclasses.replace(new, **{name: getattr(old, name) for name in RESTART_ONLY})
-        before = {source_key(r.follower.source): r.follower.source for r in self.readers}
+        before = {r.follower.key: r.follower.source for r in self.readers}
         after = {source_key(s): s for s in self.categories.sources(new, self.values)}
         removed = [key for key in before if key not in after]
         # A source whose reader ended (it did not stop in time at an earlier reload, and
@@ -464,12 +464,10 @@ class Shipper:
             del self.reader_tasks[key]
             self.stuck.pop(key, None)
         leaving = [
-            r
-            for r in self.readers
-            if source_key(r.follower.source) in keys and source_key(r.follower.source) not in stuck
+            r for r in self.readers if r.follower.key in keys and r.follower.key not in stuck
         ]
         for reader in leaving:
-            key = source_key(reader.follower.source)
+            key = reader.follower.key
             self.readers.remove(reader)
             reader.follower.close()
             self.retired[key] = reader.follower
@@ -603,9 +601,7 @@ class Shipper:
             self.checkpoint_due = False
             sources = dict(self.resting)
             sources.update((key, f.checkpoint()) for key, f in self.retired.items())
-            sources.update(
-                (source_key(r.follower.source), r.follower.checkpoint()) for r in self.readers
-            )
+            sources.update((r.follower.key, r.follower.checkpoint()) for r in self.readers)
             state = State(sources=sources)
             try:
                 await asyncio.to_thread(self.store.save, state)

@@ -246,6 +246,7 @@ class Follower:
         now: float,
     ) -> None:
         self.source = source
+        self.key = source_key(source)  # of its checkpoints; asked after every look
         self.category = source.category
         self.directory = source.path.parent
         self.live_name = source.path.name
