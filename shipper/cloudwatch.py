@@ -13,10 +13,12 @@ botocore, regional) and assumed again by botocore before they expire.
 
 PutLogEvents bodies are encoded here, once, with msgspec: botocore's serializer walks
 the operation's shape for every member of every event and then ``json.dumps`` the
-~1 MB result, which costs several times more than the rest of the request.  Two event
-handlers on the client do it: one encodes the body before botocore builds the
-request and leaves it no events to walk, the other swaps the body into the built
-request; signing, headers, retries and error parsing stay botocore's.
+~1 MB result, which costs several times more than the rest of the request.  A
+client's first PutLogEvents goes through botocore (two event handlers encode the
+body and swap it into the built request); every later one is sent by
+:mod:`shipper.put_request` as one signed request on the client's own HTTP session,
+to where botocore sent the first, and its errors become botocore's before they are
+translated here like any other.
 
 The User-Agent is made once per client (:func:`_user_agent`): botocore otherwise
 builds its own twice for every request, sanitizing some twenty components character

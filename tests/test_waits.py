@@ -11,14 +11,17 @@ from shipper.waits import first_set
 
 
 class TestFirstSet:
-    def test_a_cancellation_arriving_as_an_event_is_set_is_never_lost(self) -> None:
+    @pytest.mark.parametrize("others", [0, 1], ids=["one event", "two events"])
+    def test_a_cancellation_arriving_as_an_event_is_set_is_never_lost(self, others: int) -> None:
         """The event is set and the waiting task cancelled in the same turn of the
         loop, 200 times, at every offset between the two: the task always ends
-        cancelled (``asyncio.wait_for`` on Python 3.11 returns normally here)."""
+        cancelled (``asyncio.wait_for`` on Python 3.11 returns normally here).  One
+        event is waited for without a task, several with one each: both hold."""
 
         async def scenario(turns_between: int) -> bool:
             event = asyncio.Event()
-            task = asyncio.ensure_future(first_set(event, within=5.0))
+            unset = [asyncio.Event() for _ in range(others)]
+            task = asyncio.ensure_future(first_set(event, *unset, within=5.0))
             await asyncio.sleep(0)
             event.set()
             for _ in range(turns_between):
@@ -54,10 +57,12 @@ class TestFirstSet:
         assert woken < 1.0
         assert 0.04 <= timed_out < 1.0
 
-    def test_a_cancelled_wait_leaves_no_waiter_behind(self) -> None:
+    @pytest.mark.parametrize("others", [0, 1], ids=["one event", "two events"])
+    def test_a_cancelled_wait_leaves_no_waiter_behind(self, others: int) -> None:
         async def scenario() -> int:
             event = asyncio.Event()
-            task = asyncio.ensure_future(first_set(event))
+            unset = [asyncio.Event() for _ in range(others)]
+            task = asyncio.ensure_future(first_set(event, *unset))
             await asyncio.sleep(0)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
