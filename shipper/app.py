@@ -37,6 +37,7 @@ from pathlib import Path
 
 from shipper import __version__, emf, heap, identity, logs, metrics, telemetry
 from shipper.batcher import Batcher
+from shipper.budget import for_streams
 from shipper.categories import Discovery
 from shipper.checkpoints import CheckpointStore, SourceCheckpoint, State
 from shipper.cloudwatch import LogsClient
@@ -117,6 +118,8 @@ class Shipper:
         self.store = CheckpointStore(config.state_dir)
         self.client = LogsClient(config.cloudwatch)
         self.backoff = Backoff(cap=config.cloudwatch.max_backoff)
+        # What all streams together may hold in memory (see shipper.budget).
+        self.budget = for_streams(config.batch.queue_batches, config.batch.max_bytes)
         self.masker = masker_for(config.masking)
         self.values: dict[str, str] = {}
         self.streams: dict[tuple[str, str], Stream] = {}
@@ -216,6 +219,7 @@ class Shipper:
             config.cloudwatch.retention_days,
             self.backoff,
             self._on_delivered,
+            self.budget,
         )
         self.streams[(group, name)] = stream
         if self.running:
@@ -423,6 +427,7 @@ class Shipper:
         ]
         added = [key for key in after if key not in before]
         self.config = new
+        self.budget.limit = for_streams(new.batch.queue_batches, new.batch.max_bytes).limit
         if new.log_level != old.log_level:
             logs.set_level(new.log_level)
         stuck = await self.remove_sources(removed + changed)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from shipper import telemetry
 from shipper.batcher import Batch, Batcher, Refused
+from shipper.budget import Budget, for_streams
 from shipper.cloudwatch import LogsClient, PutResult
 from shipper.cloudwatch_errors import (
     CloudWatchError,
@@ -54,6 +55,7 @@ class Stream:
         retention_days: int | None,
         backoff: Backoff,
         on_delivered: Callable[[], None],
+        budget: Budget | None = None,
     ) -> None:
         self.group = group
         self.name = name
@@ -66,6 +68,9 @@ class Stream:
         self.backoff = backoff
         self.on_delivered = on_delivered
         self.sealed: deque[Batch] = deque()
+        self._sealed_bytes = 0
+        # Shared with the shipper's other streams (see shipper.budget); alone, never met.
+        self.budget = budget or for_streams(queue_batches, batcher.max_bytes)
         self.token: str | None = None
         self.created = False
         self.closing = False
@@ -81,7 +86,9 @@ class Stream:
     # ------------------------------------------------------------------ producers
 
     async def put(self, events: FileEvents, now_ms: int | None = None) -> None:
-        """Batch one file's ``events``; then wait while the stream's backlog is full.
+        """Batch one file's ``events``; then wait while the stream's backlog is full,
+        or while the streams together hold more than their shared budget and this one
+        holds anything (see :mod:`shipper.budget`).
 
         All of a step's events are in the stream before the first wait, so a reader
         cancelled while it waits (a reload removing its source, a shutdown) loses none
@@ -95,13 +102,36 @@ class Stream:
         # The sender is woken for news only: a sealed batch, or a first event to time the
         # flush from (it is already timing one that is pending).
         first = self.batcher.pending_since() is None
+        held = self.held()
         sealed = self.batcher.add_all(events, now_ms, now)
-        self.sealed.extend(sealed)
+        self._seal(sealed)
+        self.budget.change(self.held() - held)
+        if self.budget.spent():
+            # The streams together hold too much: what this one holds goes now, not at
+            # its flush time, so the budget is freed as fast as CloudWatch takes it.
+            batch = self.batcher.seal()
+            if batch is not None:
+                self._seal([batch])  # held all the same: no change
+                sealed.append(batch)
         if sealed or first:
             self._wake_sender.set()
-        while len(self.sealed) >= self.queue_batches:
-            self._space.clear()
-            await self._space.wait()
+        while True:
+            if len(self.sealed) >= self.queue_batches:
+                self._space.clear()
+                await self._space.wait()
+            elif self.budget.spent() and self.held():
+                await self.budget.freed()
+            else:
+                return
+
+    def held(self) -> int:
+        """Bytes of the batches this stream holds, sealed or not (as PutLogEvents
+        counts them)."""
+        return self._sealed_bytes + self.batcher.current.nbytes
+
+    def _seal(self, batches: list[Batch]) -> None:
+        self.sealed.extend(batches)
+        self._sealed_bytes += sum(batch.nbytes for batch in batches)
 
     def sends_at(self) -> float | None:
         """When the events not yet sealed go out (monotonic): None when there are none,
@@ -128,6 +158,8 @@ class Stream:
                 batch = self.sealed[0]
                 await self.deliver(batch)
                 self.sealed.popleft()
+                self._sealed_bytes -= batch.nbytes
+                self.budget.change(-batch.nbytes)
                 self._space.set()
                 continue
             since = self.batcher.pending_since()
@@ -138,7 +170,7 @@ class Stream:
                 if wait <= 0 or self.closing:
                     batch_or_none = self.batcher.seal()
                     if batch_or_none is not None:
-                        self.sealed.append(batch_or_none)
+                        self._seal([batch_or_none])  # held all the same: no change
                     continue
             elif self.closing:
                 return
