@@ -96,15 +96,25 @@ class SourceReader:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read until ``stop`` is set; then hand over the records still pending."""
-        while not stop.is_set():
-            if await self.step():
-                await asyncio.sleep(0)  # deliveries and other readers run between steps
-                continue
-            if self.watch is not None and self.watch():
-                continue
-            if await self._wait_for_news(stop):
-                await self._gather(stop)
+        # One task for the whole run wakes the reader when it is asked to stop, so each
+        # wait for news waits for one event: no task per wait (several a second).
+        waking = asyncio.ensure_future(self._wake_on(stop))
+        try:
+            while not stop.is_set():
+                if await self.step():
+                    await asyncio.sleep(0)  # deliveries and other readers run between steps
+                    continue
+                if self.watch is not None and self.watch():
+                    continue
+                if await self._wait_for_news() and not stop.is_set():
+                    await self._gather(stop)
+        finally:
+            waking.cancel()
         await self.finish()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.wake.set()
 
     async def read_available(self, stop: asyncio.Event | None = None) -> None:
         """Read what the files hold now, then hand over the pending records (``preview``:
@@ -173,13 +183,14 @@ class SourceReader:
         if wait > 0:
             await first_set(stop, within=wait)
 
-    async def _wait_for_news(self, stop: asyncio.Event) -> bool:
-        """Wait for a wake or ``stop``; at most until a pending record is complete, or
-        until the folder is due for a look anyway.  Whether woken by news."""
+    async def _wait_for_news(self) -> bool:
+        """Wait for a wake (news, or the stop :meth:`run` was given); at most until a
+        pending record is complete, or until the folder is due for a look anyway.
+        Whether woken."""
         timeout = MULTILINE_WAIT if self._pending else self.rescan_interval()
         self.idle.set()
         try:
-            await first_set(self.wake, stop, within=timeout)
+            await first_set(self.wake, within=timeout)
         finally:
             self.idle.clear()
         return self.wake.is_set()
