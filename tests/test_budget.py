@@ -9,13 +9,13 @@ strict front (before moto), whose answers come late.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from shipper.budget import Budget
 from shipper.cloudwatch import LogsClient
 from shipper.records import EVENT_OVERHEAD
 from shipper.stream import Stream
 from tests.support.cloudwatch import MotoServer
+from tests.support.eventually import eventually
 from tests.support.strict_front import StrictFront
 from tests.test_stream_cancellation import (
     LINE_BYTES,
@@ -98,7 +98,7 @@ def test_a_stream_that_cannot_deliver_does_not_stop_the_others(
         # Both streams exist before the fault: a stream's first batch creates it.
         await down.put(step(Acknowledged("/logs/app/down.log"), 0, 1))
         await up.put(step(Acknowledged("/logs/app/up.log"), 0, 1))
-        await _until(lambda: front.put_count("down") >= 1 and front.put_count("up") >= 1)
+        await eventually(lambda: front.put_count("down") >= 1 and front.put_count("up") >= 1)
         front.inject("unavailable", seconds=3.0, stream="down")
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -107,7 +107,7 @@ def test_a_stream_that_cannot_deliver_does_not_stop_the_others(
         up_position = Acknowledged("/logs/app/up.log")
         async with asyncio.timeout(30):
             await _read_from(up, up_position, 1, 20)
-        await _until(lambda: up_position.offset == (1 + 20 * STEP_LINES) * LINE_BYTES)
+        await eventually(lambda: up_position.offset == (1 + 20 * STEP_LINES) * LINE_BYTES)
         up_done = loop.time() - began
         async with asyncio.timeout(30):
             await down_reading
@@ -128,11 +128,3 @@ async def _read_from(stream: Stream, position: Acknowledged, first: int, steps: 
     for start in range(first, first + steps * STEP_LINES, STEP_LINES):
         await stream.put(step(position, start, STEP_LINES))
         await asyncio.sleep(0)
-
-
-async def _until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"not within {seconds} s")

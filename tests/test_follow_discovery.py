@@ -73,6 +73,15 @@ def _write(path: Path, text: str, days_ago: float = 0.0, compress: bool = False)
     os.utime(path, (at, at))
 
 
+def _rotated_days(folder: Path, days: int, lines: int) -> None:
+    """``folder`` with ``days`` rotated files of Python's midnight names, one a day back,
+    each of ``lines`` lines last written on its day."""
+    folder.mkdir()
+    for day in range(days):
+        stamp = time.strftime("%Y-%m-%d", time.localtime(time.time() - (day + 1) * DAY))
+        _write(folder / f"app.log.{stamp}", _lines(f"r{day}", lines), days_ago=day + 1)
+
+
 def _gzip(plain: Path, compressed: Path) -> None:
     """What logrotate's ``compress`` does, short of deleting the plain file (gzip gives
     the compressed file the plain one's times)."""
@@ -234,10 +243,7 @@ class TestCostPerWrite:
     def _cost_of_a_write(self, folder: Path, rotated: int, fs_calls: Callable[[], int]) -> int:
         """Filesystem calls the reader makes for one write to the live file, with
         ``rotated`` read rotated files beside it, the watcher saying what changed."""
-        folder.mkdir()
-        for day in range(rotated):
-            stamp = time.strftime("%Y-%m-%d", time.localtime(time.time() - (day + 1) * DAY))
-            _write(folder / f"app.log.{stamp}", _lines(f"r{day}", 2), days_ago=day + 1)
+        _rotated_days(folder, rotated, 2)
         live = folder / "app.log"
         live.write_text(_lines("live", 2))
 
@@ -289,10 +295,7 @@ class TestMemoryPerRotatedFile:
         """Bytes of Python objects a follower holds after reading ``rotated`` rotated
         files and the live one to their ends and closing the rotated ones."""
         monkeypatch.setattr(follow, "ROTATE_WAIT", 0.0)  # read out and idle: closed at once
-        folder.mkdir()
-        for day in range(rotated):
-            stamp = time.strftime("%Y-%m-%d", time.localtime(time.time() - (day + 1) * DAY))
-            _write(folder / f"app.log.{stamp}", _lines(f"r{day}", 3), days_ago=day + 1)
+        _rotated_days(folder, rotated, 3)
         live = folder / "app.log"
         live.write_text(_lines("live", 2))
         gc.collect()

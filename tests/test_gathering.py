@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from shipper.cloudwatch import LogsClient
@@ -22,6 +21,7 @@ from shipper.records import FileEvents
 from shipper.source_reader import SourceReader
 from shipper.stream import Stream
 from tests.support.cloudwatch import MotoServer
+from tests.support.eventually import eventually
 from tests.support.strict_front import StrictFront
 from tests.test_source_reader import FORMAT, follower_of
 from tests.test_stream_cancellation import new_stream, stored, with_client
@@ -52,14 +52,6 @@ class Counted:
 def delivered(front: StrictFront) -> int:
     """Events the front has passed on to moto (counted there, without a blocking call)."""
     return sum(put.events for put in front.puts if put.stream == "gathered")
-
-
-async def eventually(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {seconds} s")
 
 
 def _logger(path: Path) -> logging.Logger:
