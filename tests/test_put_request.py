@@ -112,6 +112,9 @@ class TestTheDirectRequest:
         outcomes, seen = asyncio.run(run())
         assert [o.next_token for o in outcomes] == ["next", "next"]
         botocores, direct = seen
+        # The second went directly: botocore numbers each of its own requests.
+        assert "amz-sdk-invocation-id" in botocores.headers
+        assert "amz-sdk-invocation-id" not in direct.headers
         assert direct.path == botocores.path
         for name in ("Content-Type", "X-Amz-Target", "User-Agent"):
             assert direct.headers[name] == botocores.headers[name]
@@ -165,12 +168,12 @@ class TestErrors:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "direct")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "direct-secret")
 
-        async def run() -> tuple[list[Any], int]:
+        async def run() -> tuple[list[Any], list[Seen]]:
             async with api(answer) as (url, seen):
-                return await _put_twice(url, None), len(seen)
+                return await _put_twice(url, None), seen
 
         (botocores, direct), requests = asyncio.run(run())
-        assert requests == 2
+        assert ["amz-sdk-invocation-id" in r.headers for r in requests] == [True, False]
         assert isinstance(botocores, CloudWatchError)
         assert type(direct) is type(botocores)
         assert (direct.code, direct.detail) == (botocores.code, botocores.detail)
