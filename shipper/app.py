@@ -30,7 +30,7 @@ import contextlib
 import dataclasses
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -140,6 +140,8 @@ class Shipper:
         # gauges count from it), why the last save failed, and one save at a time.
         self.checkpoint_due = True
         self.saved: dict[str, SourceCheckpoint] = {}
+        # Per source: the saved checkpoint and its offsets by file (see _saved_offsets).
+        self._offsets: dict[str, tuple[SourceCheckpoint | None, dict[tuple[int, int], int]]] = {}
         self.checkpoint_failure: str | None = None
         self._save_lock = asyncio.Lock()
         # Reloads: since when one is under way, the readers that did not stop when one
@@ -343,10 +345,7 @@ class Shipper:
         """Set the source's gauges; after a look at some files only (not
         ``everything``), only the lags of the files still being read can have moved."""
         if not everything:
-            active = follower.active
-            unsaved = self._unsaved_bytes(follower, active)
-            for path, lag in follower.lag_bytes(active).items():
-                metrics.LAG_BYTES.labels(follower.category, path).set(lag + unsaved.get(path, 0))
+            self._update_lags(follower, follower.active)
             return
         metrics.FILES_WATCHED.labels(follower.category).set(len(follower.cursors))
         lags = follower.lag_bytes()
@@ -359,14 +358,18 @@ class Shipper:
             metrics.LAG_BYTES.remove(follower.category, path)
         self._lag_paths[key] = set(lags)
 
+    def _update_lags(self, follower: Follower, cursors: Collection[Cursor]) -> None:
+        unsaved = self._unsaved_bytes(follower, cursors)
+        for path, lag in follower.lag_bytes(cursors).items():
+            metrics.LAG_BYTES.labels(follower.category, path).set(lag + unsaved.get(path, 0))
+
     def _unsaved_bytes(self, follower: Follower, cursors: Iterable[Cursor]) -> dict[str, int]:
         """Per path of ``cursors``: bytes delivered but not yet in the last saved checkpoint.
 
         The lag gauge counts from the saved position, not the delivered one: what a
         restart would resume from.  While saves fail it does not fall to 0.
         """
-        saved = self.saved.get(follower.key)
-        at = {(f.dev, f.ino): f.offset for f in saved.files} if saved is not None else {}
+        at = self._saved_offsets(follower.key)
         unsaved = {}
         for cursor in cursors:
             if cursor.gone or cursor.copy_of is not None:
@@ -374,6 +377,17 @@ class Shipper:
             f = cursor.checkpoint()
             unsaved[f.path] = max(f.offset - at.get((f.dev, f.ino), 0), 0)
         return unsaved
+
+    def _saved_offsets(self, key: str) -> dict[tuple[int, int], int]:
+        """The source's saved offsets by (device, inode), made once per save: asked
+        after every read step, and a folder can hold a year of rotated files."""
+        saved = self.saved.get(key)
+        offsets = self._offsets.get(key)
+        if offsets is None or offsets[0] is not saved:
+            files = saved.files if saved is not None else []
+            offsets = (saved, {(f.dev, f.ino): f.offset for f in files})
+            self._offsets[key] = offsets
+        return offsets[1]
 
     def _forget_gauges(self, follower: Follower) -> None:
         for path in self._lag_paths.pop(follower.key, set()):
@@ -618,12 +632,22 @@ class Shipper:
             else:
                 self.checkpoint_failure = None
                 self.saved = sources
-            # The lag gauges count from the saved positions: only the sources whose
-            # saved positions moved need them set again (a few of forty, most seconds).
+            # The lag gauges count from the saved positions: only the files whose saved
+            # positions moved need them set again, not every rotated file followed.
             for reader in self.readers:
-                key = reader.follower.key
-                if self.saved.get(key) != before.get(key):
-                    self._update_gauges(reader.follower)
+                follower = reader.follower
+                moved = _moved(before.get(follower.key), self.saved.get(follower.key))
+                if moved:
+                    cursors = [follower.cursors[k] for k in moved if k in follower.cursors]
+                    self._update_lags(follower, cursors)
+
+
+def _moved(before: SourceCheckpoint | None, after: SourceCheckpoint | None) -> set[tuple[int, int]]:
+    """The files (device, inode) whose saved offset differs between two saves."""
+    if after is None or before == after:
+        return set()
+    old = {(f.dev, f.ino): f.offset for f in before.files} if before is not None else {}
+    return {(f.dev, f.ino) for f in after.files if old.get((f.dev, f.ino)) != f.offset}
 
 
 async def _stop_tasks(tasks: dict[str, asyncio.Task[None]], seconds: float) -> set[str]:
