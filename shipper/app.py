@@ -390,6 +390,7 @@ class Shipper:
         return offsets[1]
 
     def _forget_gauges(self, follower: Follower) -> None:
+        self._offsets.pop(follower.key, None)
         for path in self._lag_paths.pop(follower.key, set()):
             metrics.LAG_BYTES.remove(follower.category, path)
         if not any(r.follower.category == follower.category for r in self.readers):
@@ -461,7 +462,7 @@ class Shipper:
             self.retired_streams.pop(key, None)
             self.add_source(after[key], self._saved(key), now)
         await self.save_checkpoints()  # removed sources' positions are kept in the file
-        heap.unsettle_heap()  # what the removed sources held is garbage now: let it be found
+        heap.resettle_heap()  # what the removed sources held is garbage now: let it be found
         telemetry.config_reloaded(str(path), added, removed, changed)
 
     async def remove_sources(self, keys: list[str]) -> set[str]:

@@ -42,7 +42,7 @@ def settle_heap() -> None:
     gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
 
 
-def unsettle_heap() -> None:
+def resettle_heap() -> None:
     """Give the frozen objects back to the collector (what removed sources held is
     garbage after a reload), then settle again."""
     gc.unfreeze()

@@ -1,7 +1,8 @@
-"""Waking readers when their folder changes: watchdog's inotify observer.
+"""Waking readers when their folder changes: watchdog's shared inotify reader on
+Linux (see :class:`_InotifyWatch`), its observer elsewhere.
 
 Each source's folder is watched; any change in it sets the source's wake event, from
-the observer's thread through the event loop, and notes the names of the files that
+watchdog's thread through the event loop, and notes the names of the files that
 changed: :meth:`Watcher.take_changes` hands them to the reader, which then looks at
 just those files rather than the whole folder (so a write costs the same however many
 rotated files lie beside the live one).  When the watch cannot say which files
@@ -168,7 +169,7 @@ class _Waker(FileSystemEventHandler):
         self.lost = False
         # Per wake event: names changed since its reader last looked (None: anything).
         self.changes: dict[asyncio.Event, set[str] | None] = {}
-        self.lock = threading.Lock()  # changes are noted on the observer's thread
+        self.lock = threading.Lock()  # changes are noted on watchdog's thread
 
     def on_any_event(self, event: FileSystemEvent | _Change) -> None:
         self.wake(self._names(event))
