@@ -29,6 +29,7 @@ from shipper.cloudwatch_errors import (
 )
 from shipper.config import CloudWatchConfig
 from shipper.records import Event
+from tests.support.loopback import serving
 from tests.support.strict_front import StrictFront
 
 SEED = "49590338271490256608559692538361571095921575989136588898"
@@ -234,23 +235,15 @@ class TestRequests:
             return web.json_response(token, content_type="application/x-amz-json-1.1")
 
         async def run() -> None:
-            app = web.Application()
-            app.router.add_post("/", api)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
-            url = f"http://127.0.0.1:{port}"
-            client = LogsClient(CloudWatchConfig(region="us-east-1", endpoint_url=url))
-            await client.open()
-            try:
-                await client.put_events("g", "s", events("one"), None)
-                await asyncio.sleep(1.1)  # the next request is of another second
-                await client.put_events("g", "s", events("two", "three"), "1")
-            finally:
-                await client.close()
-                await runner.cleanup()
+            async with serving(api) as url:
+                client = LogsClient(CloudWatchConfig(region="us-east-1", endpoint_url=url))
+                await client.open()
+                try:
+                    await client.put_events("g", "s", events("one"), None)
+                    await asyncio.sleep(1.1)  # the next request is of another second
+                    await client.put_events("g", "s", events("two", "three"), "1")
+                finally:
+                    await client.close()
 
         asyncio.run(run())
         assert len(seen) == 2

@@ -65,10 +65,12 @@ def _logger(path: Path) -> logging.Logger:
 
 
 def follow_writes(
-    path: Path, front: StrictFront, group: str, writes: int, every: float
+    path: Path, front: StrictFront, group: str, writes: int, every: float, answers_late: float = 0.0
 ) -> tuple[Counted, dict[str, float]]:
     """``writes`` lines written ``every`` seconds apart, read and delivered by a real
-    reader and stream; the reader's view, and when each line was written."""
+    reader and stream; the reader's view, and when each line was written.  With
+    ``answers_late``, each of those writes' PutLogEvents is stored at once and answered
+    that many seconds later."""
     path.touch()
     logger = _logger(path)
     written: dict[str, float] = {}
@@ -85,6 +87,8 @@ def follow_writes(
         reader.wake.set()
         await eventually(lambda: delivered(front) >= 1)
         sink.steps = 0
+        if answers_late:
+            front.inject("slow", seconds=3600, stream="gathered", delay=answers_late)
         puts_before = front.put_count("gathered")
         for n in range(writes):
             word = f"w{n:03d}"
@@ -139,3 +143,21 @@ def test_a_quiet_sources_line_is_read_at_once_not_held_for_a_batch(
     assert words == ["start", *sorted(written)]
     assert not lateness(sink, written)
     assert all(sink.handed[w] - at < MULTILINE_WAIT + 0.25 for w, at in written.items())
+
+
+def test_late_answers_neither_hold_a_gathered_read_nor_reorder_it(
+    tmp_path: Path, front: StrictFront, moto: MotoServer, group_prefix: str
+) -> None:
+    """Each answer comes 1.5 flush intervals after the call: batches queue behind the
+    one in flight, the current batch's time passes while it waits, and the reader
+    still hands every line over in time, each once, in order."""
+    group = group_prefix + "/app"
+    sink, written = follow_writes(
+        tmp_path / "app.log", front, group, writes=24, every=0.1, answers_late=1.5 * FLUSH
+    )
+    words = [m.rsplit(" ", 1)[-1] for m in stored(moto, group, "gathered")]
+    assert words == ["start", *sorted(written)]
+    answered_late = [put.slow for put in front.puts if put.stream == "gathered"]
+    assert len(answered_late) > 2
+    assert all(answered_late[1:])  # every call for the writes was answered late
+    assert not lateness(sink, written)

@@ -35,6 +35,7 @@ def test_a_full_collection_runs_on_its_period_while_the_heap_is_frozen() -> None
         await collecting
         return alive_before and cycle() is None
 
+    threshold = gc.get_threshold()
     heap.settle_heap()
     gc.disable()  # only the period may collect: no young collection can do it by chance
     try:
@@ -42,7 +43,7 @@ def test_a_full_collection_runs_on_its_period_while_the_heap_is_frozen() -> None
     finally:
         gc.enable()
         gc.unfreeze()
-        gc.set_threshold(700, 10, 10)
+        gc.set_threshold(*threshold)
 
 
 def test_the_collector_stops_with_the_shipper() -> None:

@@ -22,6 +22,7 @@ from shipper.cloudwatch import LogsClient
 from shipper.cloudwatch_errors import CloudWatchError
 from shipper.config import CloudWatchConfig
 from shipper.records import Event
+from tests.support.loopback import serving
 
 REGION = "eu-west-1"
 
@@ -44,16 +45,8 @@ async def api(answer: tuple[int, dict[str, Any] | str]) -> AsyncIterator[tuple[s
         text = body if isinstance(body, str) else json.dumps(body)
         return web.Response(status=status, text=text, content_type="application/x-amz-json-1.1")
 
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
-    finally:
-        await runner.cleanup()
+    async with serving(handle) as url:
+        yield url, seen
 
 
 def batch(*messages: str) -> list[Event]:
