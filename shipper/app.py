@@ -135,10 +135,11 @@ class Shipper:
         self.started = False
         self.running = False
         self.delivered = asyncio.Event()  # set after each delivery; reloads wait on it
-        # Checkpoints: whether a save is due (something delivered since the last one; at
-        # start, what start-up placed), what the last successful save holds (the lag
+        # Checkpoints: set while a save is due (something delivered since the last one;
+        # at start, what start-up placed), what the last successful save holds (the lag
         # gauges count from it), why the last save failed, and one save at a time.
-        self.checkpoint_due = True
+        self.save_due = asyncio.Event()
+        self.save_due.set()
         self.saved: dict[str, SourceCheckpoint] = {}
         # Per source: the saved checkpoint and its offsets by file (see _saved_offsets).
         self._offsets: dict[str, tuple[SourceCheckpoint | None, dict[tuple[int, int], int]]] = {}
@@ -150,7 +151,8 @@ class Shipper:
         self.stuck: dict[str, asyncio.Task[None]] = {}
         self.retired_streams: dict[str, Stream] = {}
         self.crashed: BaseException | None = None  # a task's unexpected error ends the run
-        self._lag_paths: dict[str, set[str]] = {}  # per source: paths with a lag gauge
+        # Per source: the lag gauges as last set, by path (a quiet look sets none).
+        self._lags_shown: dict[str, dict[str, int]] = {}
         self.metrics_outputs: dict[str, MetricsOutput] = {}  # per category
         self.categories = Discovery()  # the glob entries' categories, found while running
 
@@ -348,20 +350,22 @@ class Shipper:
             self._update_lags(follower, follower.active)
             return
         metrics.FILES_WATCHED.labels(follower.category).set(len(follower.cursors))
-        lags = follower.lag_bytes()
-        unsaved = self._unsaved_bytes(follower, follower.cursors.values())
-        for path, lag in lags.items():
-            metrics.LAG_BYTES.labels(follower.category, path).set(lag + unsaved.get(path, 0))
-        key = follower.key
+        shown = self._update_lags(follower, follower.cursors.values())
         # Files no longer followed (rotated away and deleted) leave the metrics too.
-        for path in self._lag_paths.get(key, set()) - lags.keys():
+        for path in shown.keys() - {cursor.path for cursor in follower.cursors.values()}:
             metrics.LAG_BYTES.remove(follower.category, path)
-        self._lag_paths[key] = set(lags)
+            del shown[path]
 
-    def _update_lags(self, follower: Follower, cursors: Collection[Cursor]) -> None:
+    def _update_lags(self, follower: Follower, cursors: Collection[Cursor]) -> dict[str, int]:
+        """Set the lag gauges of ``cursors``' files whose lag changed; the gauges shown."""
+        shown = self._lags_shown.setdefault(follower.key, {})
         unsaved = self._unsaved_bytes(follower, cursors)
         for path, lag in follower.lag_bytes(cursors).items():
-            metrics.LAG_BYTES.labels(follower.category, path).set(lag + unsaved.get(path, 0))
+            lag += unsaved.get(path, 0)
+            if shown.get(path) != lag:
+                metrics.LAG_BYTES.labels(follower.category, path).set(lag)
+                shown[path] = lag
+        return shown
 
     def _unsaved_bytes(self, follower: Follower, cursors: Iterable[Cursor]) -> dict[str, int]:
         """Per path of ``cursors``: bytes delivered but not yet in the last saved checkpoint.
@@ -391,7 +395,7 @@ class Shipper:
 
     def _forget_gauges(self, follower: Follower) -> None:
         self._offsets.pop(follower.key, None)
-        for path in self._lag_paths.pop(follower.key, set()):
+        for path in self._lags_shown.pop(follower.key, {}):
             metrics.LAG_BYTES.remove(follower.category, path)
         if not any(r.follower.category == follower.category for r in self.readers):
             metrics.FILES_WATCHED.remove(follower.category)
@@ -407,6 +411,7 @@ class Shipper:
             self.reload_requested.clear()
             async with self.categories.lock:  # no category is added halfway through
                 await self.reload()
+            self.categories.wake.set()  # a look with the new config's glob entries
 
     async def reload(self) -> None:
         """Re-read the config file and apply what changed; keep running on a bad one."""
@@ -593,17 +598,17 @@ class Shipper:
         await self.client.close()
 
     def _on_delivered(self) -> None:
-        self.checkpoint_due = True
+        self.save_due.set()
         self.delivered.set()
 
     async def checkpoint_loop(self) -> None:
-        """Save checkpoints every ``checkpoint_interval`` when a save is due, until stopping
-        (shutdown saves the last time, once the streams are delivered)."""
+        """Save checkpoints at most every ``checkpoint_interval``, when a save is due,
+        until stopping (shutdown saves the last time, once the streams are delivered).
+        With nothing delivered it sleeps: a quiet host's shipper wakes for nothing."""
         while not self.stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.checkpoint_interval):
-                    await self.stopping.wait()
-            if self.checkpoint_due and not self.stopping.is_set():
+            await first_set(self.save_due, self.stopping)
+            await first_set(self.stopping, within=self.config.checkpoint_interval)
+            if self.save_due.is_set() and not self.stopping.is_set():
                 await self.save_checkpoints()
 
     async def save_checkpoints(self) -> None:
@@ -618,7 +623,7 @@ class Shipper:
 
     async def _save_in_turn(self) -> None:
         async with self._save_lock:
-            self.checkpoint_due = False
+            self.save_due.clear()
             sources = dict(self.resting)
             sources.update((key, f.checkpoint()) for key, f in self.retired.items())
             sources.update((r.follower.key, r.follower.checkpoint()) for r in self.readers)
@@ -627,7 +632,7 @@ class Shipper:
             try:
                 await asyncio.to_thread(self.store.save, state)
             except OSError as exc:
-                self.checkpoint_due = True  # tried again at the next interval
+                self.save_due.set()  # tried again at the next interval
                 self.checkpoint_failure = exc.strerror or str(exc)
                 telemetry.checkpoint_error(str(self.store.path), self.checkpoint_failure)
             else:

@@ -55,7 +55,7 @@ from shipper.config import (
 )
 from shipper.discovery import RotatedNames
 from shipper.follow import source_key
-from shipper.waits import first_set
+from shipper.waits import first_set, next_tick
 from shipper.watcher import Watcher
 
 # A date or number in a rotated name: a separator, then digits with separators between.
@@ -242,8 +242,9 @@ class Discovery:
             if (refusal.entry, refusal.category) not in self._reported:
                 self._reported.add((refusal.entry, refusal.category))
                 telemetry.category_refused(str(refusal.entry), refusal.category, refusal.problem)
+        listed = {entry.path for entry in config.sources}
         for source in sources:
-            if source.path not in self._found and source not in config.sources:
+            if source.path not in self._found and source.path not in listed:
                 telemetry.category_found(source.category, str(source.path))
                 self._found.add(source.path)
         for entry in config.sources:
@@ -285,7 +286,8 @@ class Discovery:
                 host.add_found(source)
 
     async def run(self, host: Host, interval: Callable[[], float]) -> None:
-        """Look when a watched folder changes, and every ``interval()`` seconds."""
+        """Look when a watched folder changes, and every ``interval()`` seconds while
+        the config has glob entries (a reload wakes it: one may add them)."""
         while not host.stopping.is_set():
             started = time.monotonic()
             self.wake.clear()
@@ -297,4 +299,6 @@ class Discovery:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):
                     await host.stopping.wait()
-            await first_set(self.wake, host.stopping, within=interval())
+            globs = any(is_glob(entry.path) for entry in host.config.sources)
+            until = next_tick(interval()) if globs else None
+            await first_set(self.wake, host.stopping, until=until)

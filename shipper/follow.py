@@ -57,7 +57,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +88,10 @@ MULTILINE_WAIT = 0.5
 # scan rather than decompressed again on every write.  At start-up it is tried at
 # once, so that what was on disk is read in order.
 GZIP_SETTLE = 2.0
+# A folder or file changed less than this long before a look may change again with
+# the same times (file times are coarse: a clock tick, up to 2 s on some file
+# systems); only what is older counts as unchanged by its times and size.
+TIMESTAMP_DOUBT_NS = 2_000_000_000
 # Content generations remembered by fingerprint, to place copies made by copytruncate.
 RETIRED_KEPT = 64
 # The live file's place in the order of a source's files: after every rotated one.
@@ -283,6 +287,9 @@ class Follower:
         self.filters = source_filters(source)  # None: no filters, nothing to pay per record
         self.listed = False  # whether the folder was listed yet: until then, nothing is known
         self.looked_at_folder = False  # whether the last scan looked at the whole folder
+        # What the last look at the whole folder found (by path, the folder's own too),
+        # when a look that finds the same needs to do nothing (see _note_quiet_listing).
+        self._quiet_listing: dict[str, tuple[int, int, int, int]] | None = None
         # The cursors worth reading (see :meth:`scan`), and their keys.
         self.active: list[Cursor] = []
         self._active_keys: set[tuple[int, int]] = set()
@@ -302,7 +309,12 @@ class Follower:
         beside the live one.  When that cannot tell what happened (a name new or gone,
         another file under a name, a file that rejoins the reading), the whole folder
         is looked at instead, as it is without ``changed``.
+        A look at the whole folder of a quiet source, when neither the folder nor any
+        file in it changed since the last, stops at a stat of each (the safety-net
+        rescan of a quiet host).
         """
+        if changed is None and self._unchanged_since_listing():
+            changed = ()
         self.looked_at_folder = not (changed is not None and self.listed and self._look_at(changed))
         if self.looked_at_folder:
             return self._look_at_folder()
@@ -338,7 +350,45 @@ class Follower:
             self._note(cursor, sibling, st)
         return True
 
+    def _unchanged_since_listing(self) -> bool:
+        """Whether the folder and every file in it are as the last look at all of them
+        found them (inode, size, modification and change times): that look, made
+        again, would find nothing new."""
+        if self._quiet_listing is None:
+            return False
+        try:
+            return all(_looks(os.stat(path)) == seen for path, seen in self._quiet_listing.items())
+        except OSError:
+            return False
+
+    def _note_quiet_listing(
+        self,
+        folder: os.stat_result | None,
+        files: Iterable[tuple[str, os.stat_result]],
+        began_ns: int,
+    ) -> None:
+        """Keep what a look at the whole folder found, when the next look may trust it
+        unchanged: nothing waits on time alone (a rotated file still open, a copy), and
+        nothing changed within TIMESTAMP_DOUBT_NS before the look began."""
+        self._quiet_listing = None
+        if folder is None or self.orphans or self._incomplete:
+            return
+        for cursor in self.cursors.values():
+            if cursor.gone or cursor.copy_of is not None:
+                return
+            if cursor.fd is not None and not cursor.live:
+                return  # a look closes it once idle for ROTATE_WAIT, changed or not
+        listing = {str(self.directory): _looks(folder)}
+        listing.update((path, _looks(st)) for path, st in files)
+        if all(seen[3] <= began_ns - TIMESTAMP_DOUBT_NS for seen in listing.values()):
+            self._quiet_listing = listing
+
     def _look_at_folder(self) -> list[Cursor]:
+        began_ns = time.time_ns()
+        try:
+            folder: os.stat_result | None = os.stat(self.directory)
+        except OSError:
+            folder = None
         try:
             names = os.listdir(self.directory)
         except OSError as exc:
@@ -394,7 +444,13 @@ class Follower:
             for entry in self.saved.values():  # files that no longer exist where saved
                 self._retire(entry.fp_len, entry.fp, entry.offset)
             self.saved.clear()
-        return self._arrange(set(found))
+        active = self._arrange(set(found))
+        if names is not None and len(found) == len(self.cursors):
+            files = [(path, st) for path, _, st in found.values()]
+            self._note_quiet_listing(folder, files, began_ns)
+        else:
+            self._quiet_listing = None
+        return active
 
     def _note(self, cursor: Cursor, sibling: Sibling, st: os.stat_result) -> None:
         """What a look at a followed file found: its name's role, its place, its size."""
@@ -939,6 +995,12 @@ class Follower:
     def close(self) -> None:
         for cursor in self.cursors.values():
             cursor.close()
+
+
+def _looks(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells a file changed at a look: its inode, size, and modification and change
+    times (the change time moves with every write, and no one can set it back)."""
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _settled(cursor: Cursor) -> bool:

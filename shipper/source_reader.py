@@ -32,7 +32,7 @@ from typing import Protocol
 
 from shipper.follow import MULTILINE_WAIT, Cursor, Follower
 from shipper.records import FileEvents
-from shipper.waits import first_set
+from shipper.waits import first_set, next_tick, tick_of
 
 # While a reader makes progress through a backlog and nothing in the folder changed,
 # it looks at the folder (a listdir and a stat per file) at most this often rather
@@ -86,7 +86,7 @@ class SourceReader:
         self.watch = watch
         self.changes = changes
         self.sends_at = sends_at
-        self._rescanned = -float("inf")  # when the whole folder was last looked at
+        self._rescanned: int | None = None  # the rescan period of the last whole look
         # Set while the reader waits for news: everything readable has been handed over.
         self.idle = asyncio.Event()
         self._cursors: list[Cursor] = []
@@ -132,10 +132,11 @@ class SourceReader:
         if self.wake.is_set() or not self._progressed or due:
             self.wake.clear()
             self._scanned = now
-            # The files the watcher named; the whole folder every rescan_interval.
+            # The files the watcher named; the whole folder once per rescan_interval.
             changed = self.changes() if self.changes is not None else None
-            if now - self._rescanned >= self.rescan_interval():
-                changed, self._rescanned = None, now
+            period = tick_of(self.rescan_interval(), now)
+            if period != self._rescanned:
+                changed, self._rescanned = None, period
             self._cursors = follower.scan(changed)
             for orphaned in follower.take_orphaned():
                 await self._put(orphaned)
@@ -185,12 +186,15 @@ class SourceReader:
 
     async def _wait_for_news(self) -> bool:
         """Wait for a wake (news, or the stop :meth:`run` was given); at most until a
-        pending record is complete, or until the folder is due for a look anyway.
-        Whether woken."""
-        timeout = MULTILINE_WAIT if self._pending else self.rescan_interval()
+        pending record is complete, or until the folder is due for a look anyway (the
+        next rescan period: every reader's begins at the same instant).  Whether woken."""
+        if self._pending:
+            until = time.monotonic() + MULTILINE_WAIT
+        else:
+            until = next_tick(self.rescan_interval())
         self.idle.set()
         try:
-            await first_set(self.wake, within=timeout)
+            await first_set(self.wake, until=until)
         finally:
             self.idle.clear()
         return self.wake.is_set()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,11 +270,11 @@ class Watcher:
         that its creation wakes the reader (which then calls this again).
         """
         target = directory
-        while not target.is_dir() and target.parent != target:
+        st = _stat_of_folder(target)
+        while st is None and target.parent != target:
             target = target.parent
-        try:
-            st = os.stat(target)
-        except OSError:
+            st = _stat_of_folder(target)
+        if st is None:
             return False
         identity = (target, st.st_dev, st.st_ino)
         handler = self._handlers[directory]
@@ -337,3 +338,12 @@ class Watcher:
         elif self.started:
             self.observer.stop()
             self.observer.join(timeout=2)
+
+
+def _stat_of_folder(path: Path) -> os.stat_result | None:
+    """``path``'s status if it is a folder (one call: a reader asks before each wait)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISDIR(st.st_mode) else None

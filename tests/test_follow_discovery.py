@@ -287,6 +287,94 @@ class TestCostPerWrite:
         assert crowded == alone, f"{crowded} calls per write with 300 rotated files, {alone} alone"
 
 
+class TestQuietRescan:
+    """The safety-net rescan of a quiet folder (every ``rescan_interval``, on every
+    source) costs a stat of the folder and of each file in it, not a listing and a
+    read; and it still finds every change a listing would, with no watcher to tell."""
+
+    @pytest.fixture(autouse=True)
+    def _short_doubt(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # File times are trusted once older than a few clock ticks, not 2 s, so that
+        # the test need not wait; each change below comes after such a pause.
+        monkeypatch.setattr(follow, "TIMESTAMP_DOUBT_NS", 50_000_000)
+        monkeypatch.setattr(follow, "ROTATE_WAIT", 0.0)  # rotated files read out: closed
+
+    def _quiet(self, folder: Path, rotated: int) -> Follower:
+        """A follower that has read ``folder`` to its end, its files now quiet."""
+        _rotated_days(folder, rotated, 2)
+        live = folder / "app.log"
+        live.write_text(_lines("live", 2))
+        follower = _follower(live, ignore_older="400d")
+        assert len(_read_all(follower)) == 2 * (rotated + 1)
+        time.sleep(0.1)
+        assert _read_all(follower) == []  # this look sees the files as quiet
+        return follower
+
+    def test_a_quiet_folder_is_not_listed_again(
+        self, tmp_path: Path, fs_calls: Callable[[], int], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        follower = self._quiet(tmp_path / "logs", rotated=5)
+        listings = 0
+        real_listdir = os.listdir
+
+        def listdir(path: Any) -> list[str]:
+            nonlocal listings
+            listings += 1
+            return real_listdir(path)
+
+        monkeypatch.setattr(os, "listdir", listdir)
+        before = fs_calls()
+        for _ in range(3):
+            assert _read_all(follower) == []
+        assert listings == 0
+        # The folder and its six files, stat'ed once each per look; the live file's
+        # read at its end is all else.
+        assert fs_calls() - before <= 3 * (1 + 6 + 1)
+        follower.close()
+
+    def test_a_write_the_watcher_missed_is_found(self, tmp_path: Path) -> None:
+        follower = self._quiet(tmp_path / "logs", rotated=2)
+        with (tmp_path / "logs" / "app.log").open("a") as f:
+            f.write(_lines("missed", 1))
+        assert _read_all(follower) == ["missed-000"]
+        follower.close()
+
+    def test_a_rotation_the_watcher_missed_is_found(self, tmp_path: Path) -> None:
+        folder = tmp_path / "logs"
+        follower = self._quiet(folder, rotated=2)
+        with (folder / "app.log").open("a") as f:
+            f.write(_lines("last", 1))
+        (folder / "app.log").rename(folder / f"app.log.{time.strftime('%Y-%m-%d')}")
+        (folder / "app.log").write_text(_lines("new", 1))
+        assert _read_all(follower) == ["last-000", "new-000"]
+        follower.close()
+
+    def test_a_stale_write_to_a_rotated_file_read_out_is_found(self, tmp_path: Path) -> None:
+        folder = tmp_path / "logs"
+        follower = self._quiet(folder, rotated=2)
+        rotated = sorted(folder.glob("app.log.*"))[-1]  # yesterday's
+        with rotated.open("a") as f:
+            f.write(_lines("stale", 1))
+        assert _read_all(follower) == ["stale-000"]
+        follower.close()
+
+    def test_a_rewrite_that_keeps_size_and_modification_time_is_found(self, tmp_path: Path) -> None:
+        """Truncated and written again to the same size, its modification time set back
+        (as a restore or a tool can): the change time still tells."""
+        folder = tmp_path / "logs"
+        follower = self._quiet(folder, rotated=0)
+        live = folder / "app.log"
+        before = live.stat()
+        text = _lines("redo", 2)
+        assert len(text) == before.st_size
+        with live.open("r+") as f:
+            f.truncate(0)
+            f.write(text)
+        os.utime(live, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert _read_all(follower) == ["redo-000", "redo-001"]
+        follower.close()
+
+
 class TestMemoryPerRotatedFile:
     """A year of rotated files lies beside the live one on a host that ran for a year:
     what the shipper keeps for each must stay small (issue 24)."""

@@ -44,6 +44,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from shipper import follow
 from shipper.checkpoints import SourceCheckpoint
 from shipper.config import SourceConfig
 from shipper.follow import Follower
@@ -405,3 +406,33 @@ class FollowModel(RuleBasedStateMachine):
 
 FollowModel.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
 TestFollowModel = FollowModel.TestCase
+
+
+class QuietLooksFollowModel(FollowModel):
+    """The same sequences, with quiet whiles between, and file times trusted once 30 ms
+    old (a few clock ticks) rather than 2 s: a look that finds the folder and its files
+    as the last look at all of them left them stops at their stats (the quiet-folder
+    rescan).  Nothing may be lost or repeated for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._doubt = follow.TIMESTAMP_DOUBT_NS
+        follow.TIMESTAMP_DOUBT_NS = 30_000_000
+
+    def teardown(self) -> None:
+        follow.TIMESTAMP_DOUBT_NS = self._doubt
+        super().teardown()
+
+    @rule(turns=st.integers(1, 10))
+    def rescan_after_a_quiet_while(self, turns: int) -> None:
+        """Nothing changes for longer than file times are doubted; then the periodic
+        rescan looks at the folder."""
+        time.sleep(0.04)
+        self.reader.wake.set()  # as the rescan period's start does
+        self._turns(turns)
+
+
+QuietLooksFollowModel.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=50, deadline=None
+)
+TestQuietLooksFollowModel = QuietLooksFollowModel.TestCase

@@ -87,6 +87,40 @@ class TestCategoriesAppearLater:
             assert not [i for i, n in Counter(ids).items() if n > 1], f"{category}: duplicates"
             assert sorted(ids) == sorted(app.written), category
 
+    def test_a_glob_entry_added_by_a_reload_finds_folders_made_after_it(
+        self, scenario: Scenario
+    ) -> None:
+        """A config with hand-written sources only has nothing to discover; a SIGHUP that
+        adds a glob entry starts discovery at once: a category folder made afterwards
+        ships to its group without waiting for a rescan (once a minute here)."""
+        apps = {"app": _app(scenario, "app")}
+        written = {"path": str(scenario.logs / "app" / "app.log"), "category": "app"}
+        config = scenario.make_config([{**written, "format": FORMAT}], rescan_interval=60)
+        try:
+            with ShipperProcess(config) as shipper:
+                apps["app"].write(5)
+                wait_until(lambda: len(_ids(scenario, "app")) == 5, timeout=20)
+                document = yaml.safe_load(config.read_text())
+                document["sources"].append(
+                    {"path": str(scenario.logs / "*/*.log"), "format": FORMAT}
+                )
+                config.write_text(yaml.safe_dump(document))
+                assert shipper.proc is not None
+                shipper.proc.send_signal(signal.SIGHUP)
+                wait_until(lambda: shipper.find("config.reloaded"), timeout=10)
+                time.sleep(0.5)  # the pass after the reload places the root's watch
+                apps["db"] = _app(scenario, "db")
+                apps["db"].write(7)
+                wait_until(lambda: len(_ids(scenario, "db")) == 7, timeout=15)
+                apps["app"].write(5)
+                wait_until(lambda: len(_ids(scenario, "app")) == 10, timeout=20)
+                assert shipper.stop() == 0
+        finally:
+            for app in apps.values():
+                app.close()
+        for category, app in apps.items():
+            assert sorted(_ids(scenario, category)) == sorted(app.written), category
+
     def test_rotated_files_of_a_category_are_its_rotation_not_new_categories(
         self, scenario: Scenario
     ) -> None:
