@@ -198,7 +198,7 @@ class Shipper:
         reader = Reader(build_follower(source, state, self.masker, now), stream, asyncio.Event())
         self._observe(source, name, reader.follower.renderer)
         assert self.watcher is not None
-        self.watcher.add(source.path.parent, reader.wake)
+        self.watcher.add(reader.follower.directory, reader.wake)
         self.readers.append(reader)
         if self.running:
             self._start_reader(reader)

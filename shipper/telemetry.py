@@ -7,9 +7,29 @@ can never disagree about what happened.
 
 from __future__ import annotations
 
+import functools
 import time
 
+from prometheus_client import Counter, Gauge
+
 from shipper import logs, metrics
+
+
+# The counters counted after every read step and every delivery, by their labels:
+# looked up once (prometheus_client's ``labels`` checks and locks on every call).
+# They are never removed, so a child kept here is always the one exported.
+@functools.cache
+def _read_counters(category: str) -> tuple[Counter, Counter]:
+    return metrics.LINES_READ.labels(category), metrics.BYTES_READ.labels(category)
+
+
+@functools.cache
+def _delivery_metrics(group: str, stream: str) -> tuple[Counter, Counter, Gauge]:
+    return (
+        metrics.RECORDS_SHIPPED.labels(group, stream),
+        metrics.BYTES_SHIPPED.labels(group, stream),
+        metrics.LAST_DELIVERY.labels(group, stream),
+    )
 
 
 def file_opened(category: str, path: str, offset: int, reason: str) -> None:
@@ -37,8 +57,9 @@ def file_skipped(category: str, path: str, reason: str) -> None:
 
 
 def lines_read(category: str, lines: int, nbytes: int) -> None:
-    metrics.LINES_READ.labels(category).inc(lines)
-    metrics.BYTES_READ.labels(category).inc(nbytes)
+    lines_counter, bytes_counter = _read_counters(category)
+    lines_counter.inc(lines)
+    bytes_counter.inc(nbytes)
 
 
 def records_dropped(category: str, reason: str, count: int) -> None:
@@ -87,9 +108,10 @@ def batch_delivered(
     already_accepted: bool = False,
 ) -> None:
     """A batch is stored (``already_accepted``: by an earlier try whose answer was lost)."""
-    metrics.RECORDS_SHIPPED.labels(group, stream).inc(events)
-    metrics.BYTES_SHIPPED.labels(group, stream).inc(nbytes)
-    metrics.LAST_DELIVERY.labels(group, stream).set(time.time())
+    records, bytes_shipped, last_delivery = _delivery_metrics(group, stream)
+    records.inc(events)
+    bytes_shipped.inc(nbytes)
+    last_delivery.set(time.time())
     logs.get().info(
         "batch.delivered",
         log_group=group,
