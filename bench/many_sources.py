@@ -80,6 +80,22 @@ def _write(paths: list[Path], rate: float, seconds: float, stop: threading.Event
     return written
 
 
+def _warm_up(paths: list[Path], sink: SinkProcess) -> None:
+    """One line in every source, delivered, before the window: each stream's group and
+    stream are created with its first batch, a start-up cost (``bench.run``'s startup
+    figure) that a window of steady writing should not carry."""
+    arrived = sink.stats()["events"]
+    for path in paths:
+        with path.open("a") as file:
+            file.write(_line(0, "warm-up"))
+    deadline = time.monotonic() + 30.0
+    while sink.stats()["events"] < arrived + len(paths):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm-up lines did not all arrive in 30 s")
+        time.sleep(0.1)
+    time.sleep(1.5)  # their acknowledgements and checkpoint saves done
+
+
 def measure(shape: Shape, seconds: float, idle_seconds: float) -> dict[str, float]:
     with workdir() as work:
         paths = []
@@ -97,6 +113,7 @@ def measure(shape: Shape, seconds: float, idle_seconds: float) -> dict[str, floa
         stop = threading.Event()
         try:
             time.sleep(3.0)  # started and watching every folder
+            _warm_up(paths, sink)
             calls_before = sink.stats()["calls"]
             cpu_before, began = shipper.cpu_so_far(), time.monotonic()
             written = _write(paths, shape.rate, seconds, stop)
@@ -113,8 +130,9 @@ def measure(shape: Shape, seconds: float, idle_seconds: float) -> dict[str, floa
             usage = shipper.stop()
             final = sink.stop()
         _check(final, usage, shipper)
-    if final["events"] < written:
-        print(f"  note: {written:,} lines written, {final['events']:,} events arrived")
+    expected = written + len(paths)  # and the warm-up lines
+    if final["events"] < expected:
+        print(f"  note: {expected:,} lines written, {final['events']:,} events arrived")
     return {
         "core_percent": cpu_writing / took * 100,
         "ms_per_call": cpu_writing / max(calls, 1) * 1000,

@@ -187,6 +187,7 @@ class Cursor:
         # not at the end). A record pending there is complete once this lasts a moment;
         # time spent waiting on a full stream does not count.
         self.quiet_since: float | None = None
+        self.at_end = False  # the last read reached the end the file had then
         self.part = 0  # parts already emitted of a line longer than the limit
         self.assembler: Assembler | None = None
         self.seen: tuple[int, int] = (-1, -1)  # size and mtime at the last scan
@@ -857,14 +858,16 @@ class Follower:
         assert cursor.fd is not None
         content = cursor.unpacked or cursor.fd
         try:
-            data = read_at(content, READ_CHUNK, cursor.read_offset)
+            asked = READ_CHUNK
+            data = read_at(content, asked, cursor.read_offset)
             if len(data) == READ_CHUNK and not self.lines.holds_a_line_end(data, content):
                 # A line longer than a step: read up to the line limit at once.
-                limit = self.source.max_line_bytes
-                data = read_at(content, max(limit, READ_CHUNK), cursor.read_offset)
+                asked = max(self.source.max_line_bytes, READ_CHUNK)
+                data = read_at(content, asked, cursor.read_offset)
         except OSError as exc:
             self._report(cursor.path, exc)
             return None
+        cursor.at_end = len(data) < asked
         if not data:
             return None
         read = self.lines.read(cursor, data, content, now_ms)
@@ -933,6 +936,12 @@ class Follower:
         events = [self.flush_pending(cursor) for cursor in self.orphans]
         self.orphans.clear()
         return [each for each in events if each]
+
+    def reached_end(self, cursor: Cursor) -> None:
+        """The reader read ``cursor``'s file to its end and hands it nothing more until
+        it grows: the file is quiet from now, as if a read had found nothing."""
+        if cursor.quiet_since is None:
+            cursor.quiet_since = time.monotonic()
 
     def flush_quiet(self, cursor: Cursor, quiet_for: float) -> FileEvents:
         """The pending record of a file quiet for ``quiet_for`` seconds, as events (and

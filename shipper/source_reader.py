@@ -91,7 +91,9 @@ class SourceReader:
         self.idle = asyncio.Event()
         self._cursors: list[Cursor] = []
         self._scanned = -SCAN_WHILE_READING
-        self._progressed = False
+        # The last step read something, and the next may read more without a look.
+        self._reading_on = False
+        self._caught_up = False  # the last step read the newest file to its end
         self._pending = False  # a record waits for continuation lines
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -101,7 +103,7 @@ class SourceReader:
         waking = asyncio.ensure_future(self._wake_on(stop))
         try:
             while not stop.is_set():
-                if await self.step():
+                if await self.step() and not self._caught_up:
                     await asyncio.sleep(0)  # deliveries and other readers run between steps
                     continue
                 if self.watch is not None and self.watch():
@@ -129,7 +131,7 @@ class SourceReader:
         follower = self.follower
         now = time.monotonic()
         due = now - self._scanned >= SCAN_WHILE_READING
-        if self.wake.is_set() or not self._progressed or due:
+        if self.wake.is_set() or not self._reading_on or due:
             self.wake.clear()
             self._scanned = now
             # The files the watcher named; the whole folder once per rescan_interval.
@@ -142,7 +144,7 @@ class SourceReader:
                 await self._put(orphaned)
             if self.on_scan is not None:
                 self.on_scan(follower, follower.looked_at_folder)  # sizes change in a scan
-        self._progressed = False
+        progressed = self._reading_on = self._caught_up = False
         for cursor in self._cursors:
             events = follower.read(cursor, int(time.time() * 1000))
             if events is None:
@@ -150,14 +152,21 @@ class SourceReader:
                     # Its last record is complete: ship it before any newer file's.
                     await self._put(follower.flush_pending(cursor))
                 continue  # at the end of this file: on to the next (newer) one
-            self._progressed = True
+            progressed = True
             await self._put(events)
+            if cursor.live and cursor.at_end and cursor is self._cursors[-1]:
+                # Read to the end the newest file had: another step now would only find
+                # that out.  The file is quiet from here until the watcher says it grew.
+                follower.reached_end(cursor)
+                self._caught_up = True
+            else:
+                self._reading_on = True
             break  # finish the older file before reading a newer one
         self._pending = False
         for cursor in list(follower.active):
             await self._put(follower.flush_quiet(cursor, MULTILINE_WAIT))
             self._pending = self._pending or cursor.pending_record()
-        return self._progressed
+        return progressed
 
     async def finish(self) -> None:
         """Hand over the records still waiting for continuation lines: complete now."""

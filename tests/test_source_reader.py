@@ -4,8 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from shipper.config import SourceConfig
 from shipper.follow import Follower
@@ -97,6 +102,60 @@ class TestOrder:
         words = [m.split()[-1] for m in kept.messages()]
         assert words == [f"old-{n}" for n in range(3000)] + [f"new-{n}" for n in range(10)]
         assert len(kept.steps) > 2  # read in steps, not in one go
+
+
+class TestCostPerWrite:
+    def test_a_write_costs_no_read_after_the_one_that_reached_the_end(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A quiet source's write is read in one step: the read that reaches the file's
+        end is not followed by another that would only find the end (on a host of
+        many quiet sources that second read was as many again)."""
+        live = tmp_path / "app.log"
+        live.write_text("".join(line(f"start-{n}") for n in range(20)))  # past its fingerprint
+        reads = 0
+        real_pread = os.pread
+        me = threading.current_thread()
+
+        def pread(fd: int, count: int, offset: int) -> Any:
+            nonlocal reads
+            if threading.current_thread() is me:
+                reads += 1
+            return real_pread(fd, count, offset)
+
+        monkeypatch.setattr(os, "pread", pread)
+
+        async def scenario() -> list[int]:
+            kept = Kept()
+            stop = asyncio.Event()
+            reader = SourceReader(
+                follower_of(live),
+                kept,
+                rescan_interval=lambda: 60.0,
+                changes=lambda: {live.name},  # what the watcher names after a write
+            )
+            task = asyncio.create_task(reader.run(stop))
+            await until_idle(reader)
+            costs = []
+            for n in range(5):
+                before = reads
+                with live.open("a") as file:
+                    file.write(line(f"w{n}"))
+                reader.wake.set()  # as the watcher does on the write
+                async with asyncio.timeout(5):
+                    while not any(m.endswith(f"w{n}") for m in kept.messages()):
+                        await asyncio.sleep(0.01)
+                await until_idle(reader)
+                costs.append(reads - before)
+            stop.set()
+            await task
+            reader.follower.close()
+            return costs
+
+        # Per write, two steps of a look at the file the watcher named (its start
+        # checked: one read) and a read: the step that reads the line, and the one that
+        # hands it over once the file was quiet for the continuation-line wait.
+        assert max(asyncio.run(scenario())) <= 4
 
 
 class TestStopping:
