@@ -18,6 +18,7 @@ from shipper.mask import Masker
 from shipper.records import FileEvents
 from shipper.render import Renderer
 from shipper.source_reader import SourceReader
+from tests.support.eventually import eventually
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
@@ -142,9 +143,8 @@ class TestCostPerWrite:
                 with live.open("a") as file:
                     file.write(line(f"w{n}"))
                 reader.wake.set()  # as the watcher does on the write
-                async with asyncio.timeout(5):
-                    while not any(m.endswith(f"w{n}") for m in kept.messages()):
-                        await asyncio.sleep(0.01)
+                handed = 20 + n + 1
+                await eventually(lambda handed=handed: len(kept.messages()) == handed)
                 await until_idle(reader)
                 costs.append(reads - before)
             stop.set()
