@@ -117,6 +117,10 @@ EMAIL = re.compile(
 # Each "@" (or "%40") with the domain after it: where an address could end (see _email_sub).
 _AT_DOMAIN = re.compile(_AT + "(?P<domain>" + _DOMAIN + ")")
 _AT_OR_PERCENT_DOMAIN = re.compile(_AT_OR_PERCENT + "(?P<domain>" + _DOMAIN + ")")
+# An "@" in any form, where a domain ends (see _shown_domain).
+_AT_OR_PERCENT_HERE = re.compile(_AT_OR_PERCENT)
+# The domain written for an address glued to the next one (see _shown_domain).
+GLUED_DOMAIN = "*"
 # The same for text of ASCII without a \u escape (nearly every line), whose domains
 # are ASCII: searched several times faster.
 _ASCII_DOMAIN = (
@@ -343,6 +347,17 @@ def _scp_remote(text: str, end: int) -> bool:
     return text[end : end + 1] == ":" and text[end + 1 : end + 2].isalpha()
 
 
+def _shown_domain(text: str, domain: str, end: int) -> str:
+    """The domain to write for an address whose domain ends at ``end``: its own, unless
+    another "@" follows at once.  Then its last labels may be the next address's local
+    part (``ann@x.comb.cd@y.com`` is ``ann@x.com`` and ``b.cd@y.com`` run together,
+    or ``ann@x.comb.cd`` and a stray ``@y.com``: nothing tells), and the partial form,
+    which shows the domain, would show that local part: none of it is shown."""
+    if _AT_OR_PERCENT_HERE.match(text, end) is None:
+        return domain
+    return GLUED_DOMAIN
+
+
 def _email_sub(write: Callable[[str, str], str], text: str) -> str:
     """``EMAIL.sub``, each address written by ``write(local part, domain)``, but searching
     only near each ``@`` / ``%40``.
@@ -392,7 +407,7 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
                 and not (percent and ("%" in local or text[at] != "@"))
             ):
                 pieces.append(text[done:start])
-                pieces.append(write(local, found["domain"]))
+                pieces.append(write(local, _shown_domain(text, found["domain"], end)))
                 done = end
                 continue
         # After a letter beyond ASCII or a backslash: read back letter by letter.
@@ -401,8 +416,8 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
             start = _wide_local_start(text, at, done)
             if start < at:
                 pieces.append(text[done:start])
-                pieces.append(write(text[start:at], found["domain"]))
-                done = found.end()
+                pieces.append(write(text[start:at], _shown_domain(text, found["domain"], end)))
+                done = end
             continue
         # An address with this "@" ends where its domain does.
         start = _run_start(text, at, done)
@@ -426,7 +441,8 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
         if match is None:
             continue
         pieces.append(text[done : match.start()])
-        pieces.append(write(match["local"] or match["quoted"], match["domain"]))
+        domain = _shown_domain(text, match["domain"], match.end())
+        pieces.append(write(match["local"] or match["quoted"], domain))
         done = match.end()
     if not pieces:
         return text
