@@ -117,8 +117,10 @@ EMAIL = re.compile(
 # Each "@" (or "%40") with the domain after it: where an address could end (see _email_sub).
 _AT_DOMAIN = re.compile(_AT + "(?P<domain>" + _DOMAIN + ")")
 _AT_OR_PERCENT_DOMAIN = re.compile(_AT_OR_PERCENT + "(?P<domain>" + _DOMAIN + ")")
-# An "@" in any form, where a domain ends (see _shown_domain).
+# An "@" in any form, where a domain ends (see _shown_domain), and the characters
+# such an "@" starts with.
 _AT_OR_PERCENT_HERE = re.compile(_AT_OR_PERCENT)
+_AT_FIRST_CHARS = frozenset("@\uff20\\%")
 # The domain written for an address glued to the next one (see _shown_domain).
 GLUED_DOMAIN = "*"
 # The same for text of ASCII without a \u escape (nearly every line), whose domains
@@ -353,7 +355,7 @@ def _shown_domain(text: str, domain: str, end: int) -> str:
     part (``ann@x.comb.cd@y.com`` is ``ann@x.com`` and ``b.cd@y.com`` run together,
     or ``ann@x.comb.cd`` and a stray ``@y.com``: nothing tells), and the partial form,
     which shows the domain, would show that local part: none of it is shown."""
-    if _AT_OR_PERCENT_HERE.match(text, end) is None:
+    if text[end : end + 1] not in _AT_FIRST_CHARS or not _AT_OR_PERCENT_HERE.match(text, end):
         return domain
     return GLUED_DOMAIN
 
@@ -407,7 +409,10 @@ def _email_sub(write: Callable[[str, str], str], text: str) -> str:
                 and not (percent and ("%" in local or text[at] != "@"))
             ):
                 pieces.append(text[done:start])
-                pieces.append(write(local, _shown_domain(text, found["domain"], end)))
+                domain = found["domain"]
+                if text[end : end + 1] in _AT_FIRST_CHARS:
+                    domain = _shown_domain(text, domain, end)
+                pieces.append(write(local, domain))
                 done = end
                 continue
         # After a letter beyond ASCII or a backslash: read back letter by letter.
