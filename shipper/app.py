@@ -359,6 +359,14 @@ class Shipper:
     def _update_lags(self, follower: Follower, cursors: Collection[Cursor]) -> dict[str, int]:
         """Set the lag gauges of ``cursors``' files whose lag changed; the gauges shown."""
         shown = self._lags_shown.setdefault(follower.key, {})
+        # A file closed and read to its end whose gauge shows 0 stays at 0 until it
+        # grows (delivered and saved offsets only move on): a folder's year of rotated
+        # files is not worked out again at every look at the whole folder.
+        cursors = [
+            c
+            for c in cursors
+            if not (c.fd is None and c.read_offset >= c.size and shown.get(c.path) == 0)
+        ]
         unsaved = self._unsaved_bytes(follower, cursors)
         for path, lag in follower.lag_bytes(cursors).items():
             lag += unsaved.get(path, 0)
@@ -467,7 +475,8 @@ class Shipper:
             self.retired_streams.pop(key, None)
             self.add_source(after[key], self._saved(key), now)
         await self.save_checkpoints()  # removed sources' positions are kept in the file
-        heap.resettle_heap()  # what the removed sources held is garbage now: let it be found
+        if removed or changed:
+            heap.resettle_heap()  # what the removed sources held is garbage now: let it be found
         telemetry.config_reloaded(str(path), added, removed, changed)
 
     async def remove_sources(self, keys: list[str]) -> set[str]:

@@ -57,7 +57,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,6 +254,9 @@ class Follower:
         self.key = source_key(source)  # of its checkpoints; asked after every look
         self.category = source.category
         self.directory = source.path.parent
+        # The folder's path with a separator: a file's path is this and its name (a
+        # look at a year of rotated files joins a path per file).
+        self._folder_prefix = os.path.join(self.directory, "")
         self.live_name = source.path.name
         self.names = RotatedNames(self.live_name, source.rotated)
         self.renderer = renderer
@@ -333,7 +336,7 @@ class Follower:
             sibling = LIVE if name == self.live_name else self.names.match(name)
             if sibling is None:
                 continue  # another source's file, or none at all
-            path = os.path.join(self.directory, name)
+            path = self._folder_prefix + name
             try:
                 st = os.stat(path)
             except OSError:
@@ -365,7 +368,7 @@ class Follower:
     def _note_quiet_listing(
         self,
         folder: os.stat_result | None,
-        files: Iterable[tuple[str, os.stat_result]],
+        files: list[tuple[str, os.stat_result]],
         began_ns: int,
     ) -> None:
         """Keep what a look at the whole folder found, when the next look may trust it
@@ -374,6 +377,10 @@ class Follower:
         self._quiet_listing = None
         if folder is None or self.orphans or self._incomplete:
             return
+        # First what rules out most looks: a folder being written to.
+        doubt = began_ns - TIMESTAMP_DOUBT_NS
+        if folder.st_ctime_ns > doubt or any(st.st_ctime_ns > doubt for _, st in files):
+            return
         for cursor in self.cursors.values():
             if cursor.gone or cursor.copy_of is not None:
                 return
@@ -381,8 +388,7 @@ class Follower:
                 return  # a look closes it once idle for ROTATE_WAIT, changed or not
         listing = {str(self.directory): _looks(folder)}
         listing.update((path, _looks(st)) for path, st in files)
-        if all(seen[3] <= began_ns - TIMESTAMP_DOUBT_NS for seen in listing.values()):
-            self._quiet_listing = listing
+        self._quiet_listing = listing
 
     def _look_at_folder(self) -> list[Cursor]:
         began_ns = time.time_ns()
@@ -400,7 +406,7 @@ class Follower:
             sibling = LIVE if name == self.live_name else self.names.match(name)
             if sibling is None:
                 continue
-            path = os.path.join(self.directory, name)
+            path = self._folder_prefix + name
             try:
                 st = os.stat(path)
             except OSError:
@@ -503,6 +509,8 @@ class Follower:
     def _arrange(self, seen: set[tuple[int, int]]) -> list[Cursor]:
         now = time.monotonic()
         for key, cursor in list(self.cursors.items()):
+            if cursor.fd is None and key in seen:
+                continue  # closed and still there: nothing to close or retire
             if key not in seen:
                 cursor.gone = True
                 cursor.live = False
