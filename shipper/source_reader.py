@@ -103,7 +103,10 @@ class SourceReader:
         waking = asyncio.ensure_future(self._wake_on(stop))
         try:
             while not stop.is_set():
-                if await self.step() and not self._caught_up:
+                # After a step that read the newest file to its end, the next waits for
+                # news (and gathers it) unless the file already grew meanwhile: a busy
+                # file is read on at once, as its writes come.
+                if await self.step() and (not self._caught_up or self.wake.is_set()):
                     await asyncio.sleep(0)  # deliveries and other readers run between steps
                     continue
                 if self.watch is not None and self.watch():
