@@ -880,9 +880,15 @@ class Follower:
             return None
         read = self.lines.read(cursor, data, content, now_ms)
         if read is None:
-            return None  # a partial last line waits for its newline
+            if not (cursor.at_end and self._writer_gone(cursor)):
+                return None  # a partial last line waits for its newline
+            # Its newline will never come (the rest was cut off by a truncation, or
+            # the app died mid-line): what the file holds of it is shipped as it is.
+            telemetry.line_unterminated(self.category, cursor.path, cursor.read_offset, len(data))
+            read = self.lines.read_last(cursor, data, content, now_ms), None
+        else:
+            cursor.last_growth = time.monotonic()
         records, key_free_from = read
-        cursor.last_growth = time.monotonic()
         if (
             cursor.identity.fp_len < FINGERPRINT_BYTES
             and cursor.read_offset > cursor.identity.fp_len
@@ -891,11 +897,17 @@ class Follower:
             cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
         assert cursor.assembler is not None
         taken = cursor.assembler.take_unmatched()
-        self.mismatches.seen(cursor.path, taken, len(records), cursor.last_growth)
+        self.mismatches.seen(cursor.path, taken, len(records), time.monotonic())
         if cursor.filtering is not None:
             kept = cursor.filtering.apply(records, time.monotonic(), key_free_from)
             return self._filtered(cursor, kept)
         return self.renderer.events(records, cursor.generation, key_free_from)
+
+    @staticmethod
+    def _writer_gone(cursor: Cursor) -> bool:
+        """Whether nothing more will be written to ``cursor``'s file: it is no longer the
+        live file, and has not grown for ROTATE_WAIT."""
+        return not cursor.live and time.monotonic() - cursor.last_growth >= ROTATE_WAIT
 
     def _still_a_copy(self, copy: Cursor) -> bool:
         """Whether a copy held back is still the start of its original.  One that has

@@ -127,6 +127,23 @@ class LineReader:
             return cursor.assembler.feed(lines, now_ms), key_free_from
         return cursor.assembler.feed_text(text, start, now_ms), key_free_from
 
+    def read_last(
+        self, cursor: LineCursor, data: bytes, content: int | GzipReader | None, now_ms: int
+    ) -> list[Record]:
+        """The records completed by ``data``, the end of a file that no longer grows: a
+        last line without its newline (shorter than the limit), taken as a whole line."""
+        assert cursor.assembler is not None
+        start = cursor.read_offset
+        end = cursor.read_offset = start + len(data)
+        telemetry.lines_read(self.category, 1, len(data))
+        text = self.encoding.for_file(content).decode(data)
+        if cursor.part:  # the last part of an overlong line
+            cursor.part += 1
+            part = Record(text, None, now_ms, end, part=cursor.part, last_part=True)
+            cursor.part = 0
+            return [part]
+        return cursor.assembler.feed([(text, end)], now_ms)
+
     def records(
         self, cursor: LineCursor, data: bytes, content: int | GzipReader | None, now_ms: int
     ) -> list[Record] | None:

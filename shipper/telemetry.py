@@ -70,6 +70,10 @@ def line_split(category: str, path: str, offset: int, limit: int) -> None:
     logs.get().warning("line.split", category=category, path=path, offset=offset, limit_bytes=limit)
 
 
+def line_unterminated(category: str, path: str, offset: int, size: int) -> None:
+    logs.get().warning("line.unterminated", category=category, path=path, offset=offset, bytes=size)
+
+
 def metrics_emitted(category: str, events: int) -> None:
     logs.get().debug("metrics.emitted", category=category, events=events)
 

@@ -10,6 +10,9 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+from shipper import follow
 from shipper.checkpoints import SourceCheckpoint
 from shipper.config import SourceConfig
 from shipper.follow import Follower
@@ -85,6 +88,43 @@ class TestCopyBeingWritten:
         got = read_pass(follower, stream)
         assert sorted(got) == list(range(110, 118))
         assert len(got) == len(set(got))
+        follower.close()
+
+
+class TestCopyTornByTheWriter:
+    def test_a_line_cp_caught_half_written_arrives_as_the_part_the_copy_holds(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``cp`` reads the live file while the app's write of a line is half done (a
+        write crossing a page boundary shows in two steps); the truncation cuts the
+        line's rest off the live file.  The copy ends in the line's start, with no
+        newline ever to come: once the copy has not grown for ROTATE_WAIT that start
+        is shipped, once, and the copy is closed rather than held open for ever."""
+        monkeypatch.setattr(follow, "ROTATE_WAIT", 0.3)
+        live, copy = tmp_path / "app.log", tmp_path / "app.log.1"
+        live.write_bytes(lines(range(10)))
+        stream = InFlight()
+        follower = follower_of(live)
+        assert read_pass(follower, stream) == list(range(10))
+        stream.acknowledge()
+        half = lines(range(10, 11))[:15]
+        copy.write_bytes(live.read_bytes() + lines(range(20, 22)) + half)
+        append(live, lines(range(20, 22)) + half)
+        assert read_pass(follower, stream) == [20, 21]  # from the live file: the copy waits
+        os.truncate(live, 0)
+        append(live, lines(range(30, 32)))
+        assert read_pass(follower, stream) == [30, 31]
+        time.sleep(0.4)
+        stream.steps.clear()
+        asyncio.run(SourceReader(follower, stream).read_available())
+        shipped = [e.message for step in stream.steps for e in step.events]
+        assert shipped == [half.decode()]
+        stream.acknowledge()
+        time.sleep(0.4)
+        follower.scan()
+        assert all(c.fd is None for c in follower.cursors.values() if c.path == str(copy))
+        saved = {Path(f.path).name: f.offset for f in follower.checkpoint().files}
+        assert saved["app.log.1"] == copy.stat().st_size
         follower.close()
 
 

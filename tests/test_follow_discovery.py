@@ -435,6 +435,62 @@ class TestMemoryPerRotatedFile:
         assert messages[0].endswith("ValueError: late")
 
 
+class TestUnterminatedLastLine:
+    """A file's last line without its newline waits for it while the file may still
+    grow; once its writer is gone (the file is rotated and has not grown for
+    ROTATE_WAIT) nothing will finish it, and what the file holds of it is shipped
+    rather than kept from CloudWatch for ever (SPEC §3 promise 1)."""
+
+    TORN = "2024-01-02 03:04:05,000 ERROR torn-000 payment fail"
+
+    def test_a_rotated_file_s_torn_last_line_is_shipped_once_its_writer_is_gone(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(follow, "ROTATE_WAIT", 0.3)
+        rotated, live = tmp_path / "app.log.1", tmp_path / "app.log"
+        rotated.write_text(_lines("old", 2) + self.TORN)  # the app died mid-line
+        live.write_text(_lines("live", 1) + "2024-01-02 03:04:06,000 INFO half")
+        follower = _follower(live)
+        assert _read_all(follower) == ["old-000", "old-001", "live-000"]
+        assert _read_all(follower) == []  # it may still be finished: it waits
+        time.sleep(0.4)
+        with structlog.testing.capture_logs() as logged:
+            assert _read_all(follower) == ["fail"]
+        torn = [e for e in logged if e["event"] == "line.unterminated"]
+        assert [(Path(e["path"]).name, e["offset"], e["bytes"]) for e in torn] == [
+            ("app.log.1", rotated.stat().st_size - len(self.TORN), len(self.TORN))
+        ]
+        # Shipped once, read to its end: closed, and its checkpoint is at its end.
+        assert _read_all(follower) == []
+        time.sleep(0.4)
+        follower.scan()
+        (cursor,) = [c for c in follower.cursors.values() if c.path == str(rotated)]
+        assert cursor.fd is None
+        cursor.delivered(cursor.read_offset)
+        saved = {Path(f.path).name: f.offset for f in follower.checkpoint().files}
+        assert saved["app.log.1"] == rotated.stat().st_size
+        # The live file's partial line still waits: its app may finish it any time.
+        assert _read_all(follower) == []
+        follower.close()
+
+    def test_the_rest_of_a_torn_line_written_later_is_shipped_too(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A stale writer finishes the line after all: its rest arrives, nothing twice."""
+        monkeypatch.setattr(follow, "ROTATE_WAIT", 0.2)
+        rotated, live = tmp_path / "app.log.1", tmp_path / "app.log"
+        rotated.write_text(_lines("old", 1) + "2024-01-02 03:04:05,000 INFO first")
+        live.write_text("")
+        follower = _follower(live)
+        assert _read_all(follower) == ["old-000"]
+        time.sleep(0.3)
+        assert _read_all(follower) == ["first"]
+        with rotated.open("a") as f:
+            f.write("-half second-half\n")
+        assert _read_all(follower) == ["second-half"]
+        follower.close()
+
+
 class TargetedFollowModel(FollowModel):
     """The follow model's random write / rotate / copytruncate / truncate / delete /
     restart / crash sequences, with the production reader told only the names that

@@ -22,6 +22,8 @@ from tests.support.writer import force_rollover, hold_midnight
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 RECORD_ID = re.compile(r"rec-[\w-]+")
+# How every record AppLog writes ends: a message without it is a line shipped torn.
+LINE_END = "did something"
 _loggers = itertools.count()
 
 
@@ -42,7 +44,7 @@ class AppLog:
         ids = []
         for _ in range(count):
             rid = f"rec-{self.tag}-{len(self.written):05d}"
-            self.logger.info("%s user %s did something", rid, len(self.written))
+            self.logger.info("%s user %s " + LINE_END, rid, len(self.written))
             self.written.append(rid)
             ids.append(rid)
         return ids
@@ -90,10 +92,13 @@ class Scenario:
         entry = {"category": "app", "path": str(self.live), "format": FORMAT, **(source or {})}
         return self.make_config([entry], **overrides)  # type: ignore[no-any-return]
 
-    def ids(self) -> list[str]:
-        """The record ids CloudWatch holds, in the order it returns them."""
+    def ids(self, whole_only: bool = False) -> list[str]:
+        """The record ids CloudWatch holds, in the order it returns them (``whole_only``:
+        of the lines that arrived whole)."""
         found = []
         for event in self.moto.events(self.group):
+            if whole_only and LINE_END not in event["message"]:
+                continue
             match = RECORD_ID.search(event["message"])
             assert match, event["message"]
             found.append(match.group())
