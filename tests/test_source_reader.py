@@ -158,6 +158,56 @@ class TestCostPerWrite:
         assert max(asyncio.run(scenario())) <= 4
 
 
+class TestBusyFile:
+    def test_a_file_growing_while_it_is_read_is_read_on_at_once_not_gathered(
+        self, tmp_path: Path
+    ) -> None:
+        """The read that reaches the live file's end is followed by a wait for news, and
+        news gathered until just before the sink sends (one read per batch for a steady
+        source).  A file that grew while that read was handed over (the watcher woke the
+        reader meanwhile) is busy: it is read on at once, so a backlog keeps pace with
+        its writer and logrotate's truncation finds as little as possible unread."""
+        live = tmp_path / "app.log"
+        live.write_text("".join(line(f"start-{n}") for n in range(20)))
+        sends_in = 5.0
+        arrived: dict[str, float] = {}
+
+        class GrowsWhileHanded(Kept):
+            """The app writes while the reader hands its step over, and the watcher says
+            so, as it does on a busy file."""
+
+            async def put(self, events: FileEvents) -> None:
+                await super().put(events)
+                now = time.monotonic()
+                arrived.update((e.message.rsplit(" ", 1)[-1], now) for e in events.events)
+                if not any(word.startswith("busy") for word in arrived):
+                    with live.open("a") as file:
+                        file.write("".join(line(f"busy-{n}") for n in range(3)))
+                    wake.set()
+
+        async def scenario() -> float:
+            stop = asyncio.Event()
+            reader = SourceReader(
+                follower_of(live),
+                GrowsWhileHanded(),
+                wake,
+                rescan_interval=lambda: 60.0,
+                changes=lambda: {live.name},
+                sends_at=lambda: began + sends_in,  # a batch held, sent in 5 s
+            )
+            began = time.monotonic()
+            task = asyncio.create_task(reader.run(stop))
+            await eventually(lambda: "busy-1" in arrived, seconds=2 * sends_in)
+            stop.set()
+            await task
+            reader.follower.close()
+            return arrived["busy-1"] - began
+
+        wake = asyncio.Event()  # what the watcher sets
+        # Gathered, it would come just before the send, 5 s on.
+        assert asyncio.run(scenario()) < sends_in / 2
+
+
 class TestStopping:
     def test_stopping_hands_over_the_record_waiting_for_continuation_lines(
         self, tmp_path: Path
