@@ -291,6 +291,9 @@ class Follower:
         self.filters = source_filters(source)  # None: no filters, nothing to pay per record
         self.listed = False  # whether the folder was listed yet: until then, nothing is known
         self.looked_at_folder = False  # whether the last scan looked at the whole folder
+        # A read found a file's first bytes changed (truncated, rewritten) since the last
+        # look: the reader looks at the whole folder next, at once.
+        self.look_needed = False
         # What the last look at the whole folder found (by path, the folder's own too),
         # when a look that finds the same needs to do nothing (see _note_quiet_listing).
         self._quiet_listing: dict[str, tuple[int, int, int, int]] | None = None
@@ -317,7 +320,9 @@ class Follower:
         file in it changed since the last, stops at a stat of each (the safety-net
         rescan of a quiet host).
         """
-        if changed is None and self._unchanged_since_listing():
+        if self.look_needed:
+            self.look_needed, changed = False, None  # a file changed under the reader
+        elif changed is None and self._unchanged_since_listing():
             changed = ()
         self.looked_at_folder = not (changed is not None and self.listed and self._look_at(changed))
         if self.looked_at_folder:
@@ -878,6 +883,8 @@ class Follower:
         cursor.at_end = len(data) < asked
         if not data:
             return None
+        if cursor.unpacked is None and not self._starts_as_before(cursor):
+            return None  # truncated or rewritten: what was read may be another content's
         read = self.lines.read(cursor, data, content, now_ms)
         if read is None:
             if not (cursor.at_end and self._writer_gone(cursor)):
@@ -902,6 +909,22 @@ class Follower:
             kept = cursor.filtering.apply(records, time.monotonic(), key_free_from)
             return self._filtered(cursor, kept)
         return self.renderer.events(records, cursor.generation, key_free_from)
+
+    def _starts_as_before(self, cursor: Cursor) -> bool:
+        """Whether ``cursor``'s file, just read, still starts with the bytes it started
+        with.  A truncation (``copytruncate``) and new writes past the read offset
+        between two looks would otherwise be read as the old content's next bytes: torn
+        lines, and the copy's rest taken as read.  When it does not, the read is
+        dropped and :attr:`look_needed` set: the next look hands the old content on."""
+        ident = cursor.identity
+        assert cursor.fd is not None
+        try:
+            if ident.fp_len == 0 or same_start(cursor.fd, ident.fp_len, ident.fp):
+                return True
+        except OSError as exc:
+            self._report(cursor.path, exc)
+        self.look_needed = True
+        return False
 
     @staticmethod
     def _writer_gone(cursor: Cursor) -> bool:

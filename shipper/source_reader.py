@@ -134,7 +134,7 @@ class SourceReader:
         follower = self.follower
         now = time.monotonic()
         due = now - self._scanned >= SCAN_WHILE_READING
-        if self.wake.is_set() or not self._reading_on or due:
+        if self.wake.is_set() or not self._reading_on or due or follower.look_needed:
             self.wake.clear()
             self._scanned = now
             # The files the watcher named; the whole folder once per rescan_interval.
@@ -151,6 +151,8 @@ class SourceReader:
         for cursor in self._cursors:
             events = follower.read(cursor, int(time.time() * 1000))
             if events is None:
+                if follower.look_needed:
+                    break  # it changed under the read: a look first
                 if not cursor.live:
                     # Its last record is complete: ship it before any newer file's.
                     await self._put(follower.flush_pending(cursor))
@@ -169,7 +171,8 @@ class SourceReader:
         for cursor in list(follower.active):
             await self._put(follower.flush_quiet(cursor, MULTILINE_WAIT))
             self._pending = self._pending or cursor.pending_record()
-        return progressed
+        # A file that changed under a read is looked at in the next step, at once.
+        return progressed or follower.look_needed
 
     async def finish(self) -> None:
         """Hand over the records still waiting for continuation lines: complete now."""

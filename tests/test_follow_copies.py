@@ -128,6 +128,39 @@ class TestCopyTornByTheWriter:
         follower.close()
 
 
+class TestTruncatedWhileTheReaderIsBehind:
+    def test_a_copytruncate_during_a_backlog_s_hand_over_loses_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        """The reader is behind (a backlog of several chunks) and hands its first chunk
+        over; meanwhile logrotate copies and truncates the live file and the app writes
+        past the offset the reader reached, before any look.  The next read step must
+        not take the new content's bytes at the old offset (torn lines, and the copy's
+        rest taken as read): the copy's rest and the new content arrive, each line once,
+        none torn."""
+        live, copy = tmp_path / "app.log", tmp_path / "app.log.1"
+        old = range(5000)  # ~200 KB: several read steps
+        live.write_bytes(lines(old))
+        new = range(10_000, 15_000)
+
+        class RotatedDuringTheHandOver(InFlight):
+            async def put(self, events: FileEvents) -> None:
+                await super().put(events)
+                if not copy.exists():
+                    copy.write_bytes(live.read_bytes())
+                    os.truncate(live, 0)
+                    append(live, lines(new))  # past the offset the reader reached
+
+        stream = RotatedDuringTheHandOver()
+        follower = follower_of(live)
+        asyncio.run(SourceReader(follower, stream).read_available())
+        got = read_pass(follower, stream)  # a later look, as the watcher's would bring
+        everything = stream.numbers()
+        assert sorted(everything) == [*old, *new], "lines lost, torn or repeated"
+        assert got == [] or set(got) <= set(everything)
+        follower.close()
+
+
 class TestDeliveredOffsetsTravelWithTheContent:
     def test_a_checkpoint_after_copytruncate_does_not_claim_lines_in_flight(
         self, tmp_path: Path
