@@ -922,7 +922,9 @@ class Follower:
             if ident.fp_len == 0 or same_start(cursor.fd, ident.fp_len, ident.fp):
                 return True
         except OSError as exc:
+            # Nothing says the file changed (and a look would meet the same error).
             self._report(cursor.path, exc)
+            return True
         self.look_needed = True
         return False
 
