@@ -188,6 +188,7 @@ class Cursor:
         # time spent waiting on a full stream does not count.
         self.quiet_since: float | None = None
         self.at_end = False  # the last read reached the end the file had then
+        self.partial_end = -1  # where the file ended, in a partial line, when last read
         self.part = 0  # parts already emitted of a line longer than the limit
         self.assembler: Assembler | None = None
         self.seen: tuple[int, int] = (-1, -1)  # size and mtime at the last scan
@@ -887,7 +888,7 @@ class Follower:
             return None  # truncated or rewritten: what was read may be another content's
         read = self.lines.read(cursor, data, content, now_ms)
         if read is None:
-            if not (cursor.at_end and self._writer_gone(cursor)):
+            if not (cursor.at_end and self._writer_gone(cursor, len(data))):
                 return None  # a partial last line waits for its newline
             # Its newline will never come (the rest was cut off by a truncation, or
             # the app died mid-line): what the file holds of it is shipped as it is.
@@ -929,10 +930,17 @@ class Follower:
         return False
 
     @staticmethod
-    def _writer_gone(cursor: Cursor) -> bool:
-        """Whether nothing more will be written to ``cursor``'s file: it is no longer the
-        live file, and has not grown for ROTATE_WAIT."""
-        return not cursor.live and time.monotonic() - cursor.last_growth >= ROTATE_WAIT
+    def _writer_gone(cursor: Cursor, partial: int) -> bool:
+        """Whether nothing more will be written to ``cursor``'s file, which ends in a
+        ``partial`` line (bytes): it is no longer the live file, and has not grown for
+        ROTATE_WAIT (that line included: a long line may be written slowly)."""
+        if cursor.live:
+            return False
+        now = time.monotonic()
+        if cursor.read_offset + partial != cursor.partial_end:
+            cursor.partial_end = cursor.read_offset + partial  # it grew: wait from now
+            cursor.last_growth = now
+        return now - cursor.last_growth >= ROTATE_WAIT
 
     def _still_a_copy(self, copy: Cursor) -> bool:
         """Whether a copy held back is still the start of its original.  One that has

@@ -473,6 +473,27 @@ class TestUnterminatedLastLine:
         assert _read_all(follower) == []
         follower.close()
 
+    def test_a_long_line_still_being_written_is_not_cut(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A rotated file whose last line grows slowly, without its newline yet: the
+        wait starts again with each growth, and the line goes whole once it ends."""
+        monkeypatch.setattr(follow, "ROTATE_WAIT", 0.4)
+        rotated, live = tmp_path / "app.log.1", tmp_path / "app.log"
+        rotated.write_text(_lines("old", 1) + "2024-01-02 03:04:05,000 INFO slow")
+        live.write_text("")
+        follower = _follower(live)
+        assert _read_all(follower) == ["old-000"]
+        for _ in range(3):
+            time.sleep(0.25)
+            with rotated.open("a") as f:
+                f.write("-and-slower")
+            assert _read_all(follower) == []
+        with rotated.open("a") as f:
+            f.write("-done\n")
+        assert _read_all(follower) == ["slow-and-slower-and-slower-and-slower-done"]
+        follower.close()
+
     def test_the_rest_of_a_torn_line_written_later_is_shipped_too(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
