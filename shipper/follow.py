@@ -892,7 +892,6 @@ class Follower:
                 return None  # a partial last line waits for its newline
             # Its newline will never come (the rest was cut off by a truncation, or
             # the app died mid-line): what the file holds of it is shipped as it is.
-            telemetry.line_unterminated(self.category, cursor.path, cursor.read_offset, len(data))
             read = self.lines.read_last(cursor, data, content, now_ms), None
         else:
             cursor.last_growth = time.monotonic()

@@ -27,6 +27,7 @@ for its byte-order mark.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -38,6 +39,11 @@ from shipper.records import Line, Record
 
 # How far back from the limit a part may end at a space instead.
 _CUT_WINDOW = 1024
+
+# The word a line ends with (after its last space, quote or punctuation that no address,
+# token or number the masking rules find holds), and what stands for it once withheld.
+_LAST_WORD = re.compile(r"[^\s\"',;:=&?/()\[\]{}<>|]+\Z")
+CUT_MARK = "…[cut]"
 
 # What a chunk gave: its records and the index from which they need no key rules (None:
 # every one of them does).
@@ -131,12 +137,22 @@ class LineReader:
         self, cursor: LineCursor, data: bytes, content: int | GzipReader | None, now_ms: int
     ) -> list[Record]:
         """The records completed by ``data``, the end of a file that no longer grows: a
-        last line without its newline (shorter than the limit), taken as a whole line."""
+        last line without its newline (shorter than the limit), taken as a whole line.
+
+        Where it was cut is chance: its last word may be the start of an address or a
+        token that the masking rules, seeing only its start, would not know (``ann@exa``).
+        That word is withheld, ``…[cut]`` in its place (logged as ``line.unterminated``).
+        """
         assert cursor.assembler is not None
         start = cursor.read_offset
         end = cursor.read_offset = start + len(data)
         telemetry.lines_read(self.category, 1, len(data))
         text = self.encoding.for_file(content).decode(data)
+        cut = _LAST_WORD.search(text)
+        if cut is not None:
+            text = text[: cut.start()] + CUT_MARK
+        withheld = 0 if cut is None else cut.end() - cut.start()
+        telemetry.line_unterminated(self.category, cursor.path, start, len(data), withheld)
         if cursor.part:  # the last part of an overlong line
             cursor.part += 1
             part = Record(text, None, now_ms, end, part=cursor.part, last_part=True)

@@ -70,8 +70,15 @@ def line_split(category: str, path: str, offset: int, limit: int) -> None:
     logs.get().warning("line.split", category=category, path=path, offset=offset, limit_bytes=limit)
 
 
-def line_unterminated(category: str, path: str, offset: int, size: int) -> None:
-    logs.get().warning("line.unterminated", category=category, path=path, offset=offset, bytes=size)
+def line_unterminated(category: str, path: str, offset: int, size: int, withheld: int) -> None:
+    logs.get().warning(
+        "line.unterminated",
+        category=category,
+        path=path,
+        offset=offset,
+        bytes=size,
+        withheld_chars=withheld,
+    )
 
 
 def metrics_emitted(category: str, events: int) -> None:
