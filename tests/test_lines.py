@@ -386,3 +386,28 @@ class TestLongUtf16Lines:
             follower.close()
         assert "".join(texts) == line
         assert all(text.endswith(" ") for text in texts[:-1])
+
+
+ADDRESSED = (
+    '2024-01-02 03:04:05,000 INFO login {"user": "ann.lee@example.com", "ok": true} ann.o+1@x.io'
+)
+
+
+@given(cut=st.integers(min_value=1, max_value=len(ADDRESSED)))
+@example(cut=ADDRESSED.index("@example") + 4)
+def test_an_unterminated_last_line_cut_anywhere_leaks_no_address(cut: int) -> None:
+    """A file's last line without its newline, cut anywhere (its writer is gone): what
+    is shipped of it, masked as every event is, shows no local part beyond the partial
+    form's (the word cut by chance is withheld, ``…[cut]`` in its place), and the
+    whole fragment is taken: the read offset is at its end."""
+    data = ADDRESSED[:cut].encode()
+    file = _file()
+    records = _reader().read_last(file, data, None, NOW_MS)
+    assert file.read_offset == len(data)
+    assert file.assembler is not None
+    texts = [r.text for r in records] + [r.text for r in [file.assembler.flush()] if r]
+    (text,) = texts
+    masked = Masker("partial").mask(text)
+    for local in ("ann.lee", "nn.le", "ann.o+1", "nn.o+"):
+        assert local not in masked, (data, masked)
+    assert masked.endswith("…[cut]") or data.endswith((b" ", b'"', b",", b":", b"{", b"}"))
