@@ -891,7 +891,7 @@ class Follower:
             if not (cursor.at_end and self._writer_gone(cursor, len(data))):
                 return None  # a partial last line waits for its newline
             # Its newline will never come (the rest was cut off by a truncation, or
-            # the app died mid-line): what the file holds of it is shipped as it is.
+            # the app died mid-line): what the file holds of it is shipped.
             read = self.lines.read_last(cursor, data, content, now_ms), None
         else:
             cursor.last_growth = time.monotonic()
@@ -932,7 +932,8 @@ class Follower:
     def _writer_gone(cursor: Cursor, partial: int) -> bool:
         """Whether nothing more will be written to ``cursor``'s file, which ends in a
         ``partial`` line (bytes): it is no longer the live file, and has not grown for
-        ROTATE_WAIT (that line included: a long line may be written slowly)."""
+        ROTATE_WAIT (that line included: a long line may be written slowly).  Notes
+        where the line ends, to tell its growth next time."""
         if cursor.live:
             return False
         now = time.monotonic()

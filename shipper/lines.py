@@ -40,10 +40,11 @@ from shipper.records import Line, Record
 # How far back from the limit a part may end at a space instead.
 _CUT_WINDOW = 1024
 
-# The word a line ends with (after its last space, quote or punctuation that no address,
-# token or number the masking rules find holds), and what stands for it once withheld.
-_LAST_WORD = re.compile(r"[^\s\"',;:=&?/()\[\]{}<>|]+\Z")
-CUT_MARK = "…[cut]"
+# A word: what follows a space, quote or punctuation that no address, token or number
+# the masking rules find holds.  Matched on a line reversed, from its end: a search for
+# a word at the end (``…+\Z``) tries every start in a long word, in time squared.
+_WORD = re.compile(r"[^\s\"',;:=&?/()\[\]{}<>|]*")
+CUT_MARK = "…[cut]"  # what stands for a withheld word
 
 # What a chunk gave: its records and the index from which they need no key rules (None:
 # every one of them does).
@@ -148,10 +149,10 @@ class LineReader:
         end = cursor.read_offset = start + len(data)
         telemetry.lines_read(self.category, 1, len(data))
         text = self.encoding.for_file(content).decode(data)
-        cut = _LAST_WORD.search(text)
-        if cut is not None:
-            text = text[: cut.start()] + CUT_MARK
-        withheld = 0 if cut is None else cut.end() - cut.start()
+        word = _WORD.match(text[::-1])  # the last word, reversed
+        withheld = word.end() if word else 0
+        if withheld:
+            text = text[:-withheld] + CUT_MARK
         telemetry.line_unterminated(self.category, cursor.path, start, len(data), withheld)
         if cursor.part:  # the last part of an overlong line
             cursor.part += 1

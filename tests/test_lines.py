@@ -411,3 +411,17 @@ def test_an_unterminated_last_line_cut_anywhere_leaks_no_address(cut: int) -> No
     for local in ("ann.lee", "nn.le", "ann.o+1", "nn.o+"):
         assert local not in masked, (data, masked)
     assert masked.endswith("…[cut]") or data.endswith((b" ", b'"', b",", b":", b"{", b"}"))
+
+
+def test_an_unterminated_last_line_of_one_long_word_is_withheld_in_linear_time() -> None:
+    """A last line that is one long word (a base64 blob cut mid-way): withheld whole,
+    without trying every start in it (a search for a word at the end took 1.1 s for
+    16,000 characters, and grows with their square: minutes at the line limit)."""
+    data = b"A" * 250_000
+    file = _file()
+    assert _reader().read_last(file, data, None, NOW_MS) == []
+    assert file.assembler is not None
+    record = file.assembler.flush()
+    assert record is not None
+    assert record.text == "…[cut]"
+    assert file.read_offset == len(data)
