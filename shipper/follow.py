@@ -423,19 +423,7 @@ class Follower:
         if names is not None:
             self.names.forget_except(set(names))
             self._incomplete = {k: v for k, v in self._incomplete.items() if k in found}
-        # Files known by device and inode first: what they no longer hold is retired
-        # before new files (copies) are matched against it by fingerprint.  Gzipped
-        # files come after plain ones, so one compressed from a plain file still here
-        # is recognised as its twin; of new files the live one first, so a copy of it
-        # is recognised as one.
-        order = sorted(
-            found,
-            key=lambda k: (
-                k not in self.cursors and k not in self.saved,
-                found[k][1].compressed,
-                found[k][1] is not LIVE,
-            ),
-        )
+        order = sorted(found, key=lambda k: self._look_order(k, found[k][1]))
         for key in order:
             path, sibling, st = found[key]
             live = sibling is LIVE
@@ -464,6 +452,26 @@ class Follower:
         else:
             self._quiet_listing = None
         return active
+
+    def _look_order(self, key: tuple[int, int], sibling: Sibling) -> tuple[int, bool, bool]:
+        """Where a file found in a look at the folder comes in it.
+
+        Files known by device and inode first (followed now, then held by the
+        checkpoint): what they no longer hold is retired before new files (copies) are
+        matched against it by fingerprint.  But the live file before those the
+        checkpoint holds, so that a copy of it is recognised as one: a copy begun on a
+        deleted file's inode (reused) was otherwise matched before the live file was
+        known, against any followed file its first bytes (none yet) repeat, and read
+        again as a file of its own.  Gzipped files after plain ones, so one compressed
+        from a plain file still here is recognised as its twin.
+        """
+        if key in self.cursors:
+            rank = 0
+        elif sibling is LIVE:
+            rank = 1
+        else:
+            rank = 2 if key in self.saved else 3
+        return rank, sibling.compressed, sibling is not LIVE
 
     def _note(self, cursor: Cursor, sibling: Sibling, st: os.stat_result) -> None:
         """What a look at a followed file found: its name's role, its place, its size."""

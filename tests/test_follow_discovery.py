@@ -554,10 +554,10 @@ class TargetedFollowModel(FollowModel):
     # Under named looks alone it once repeated lines past the allowance and once missed
     # two; a held copy now makes the follower look at the whole folder, and this model
     # leaves copytruncate out until the repeat is understood.  (The missing lines match
-    # a read at a stale offset after a truncation, found and fixed since; with
-    # copytruncate let in, a line still came twice: one written, a copy made and the
-    # live file truncated, the copy deleted, two written, a new copy begun and caught
-    # 21 bytes in — a partial first line, perhaps on the deleted copy's inode.)
+    # a read at a stale offset after a truncation, found and fixed since.  With
+    # copytruncate let in, a line still comes twice: write 1, copy begun, copy ended and
+    # live file truncated, catch up, a file deleted, write 1, write 1, a new copy begun,
+    # catch up, 21 bytes copied (a partial first line), catch up.)
     @precondition(lambda self: False)
     @rule()
     def copy_begins(self) -> None:

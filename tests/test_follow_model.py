@@ -54,6 +54,7 @@ from shipper.render import Renderer
 from shipper.source_reader import SourceReader
 
 LIVE = "app.log"
+SMALL_READ_STEP = 256  # bytes a read step takes: a few lines
 
 
 class HarshStream:
@@ -117,12 +118,16 @@ class FollowModel(RuleBasedStateMachine):
         self.delivered: list[int] = []
         self.repeats_allowed: Counter[int] = Counter()
         self.task: asyncio.Task[None] | None = None
+        self._read_chunk = follow.READ_CHUNK
 
     @initialize(capacity=st.integers(1, 4))
     def start(self, capacity: int) -> None:
         """The shipper's first run begins (file times are coarse-grained: a moment ago),
         before the app writes; its first look finds the folder empty."""
         self.stream = HarshStream(capacity)
+        # Read steps of a few lines: a reader behind reads step after step, as on a
+        # backlog, with writes, rotations and truncations coming between its steps.
+        self._read_chunk, follow.READ_CHUNK = follow.READ_CHUNK, SMALL_READ_STEP
         self._start(Follower(self.source, None, self.renderer, time.time() - 1))
         self._turns(3)
         self.saved = self.follower.checkpoint()
@@ -133,6 +138,7 @@ class FollowModel(RuleBasedStateMachine):
             self.follower.close()
         self.loop.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        follow.READ_CHUNK = self._read_chunk
 
     # ------------------------------------------------------------------ the app
 
@@ -204,6 +210,10 @@ class FollowModel(RuleBasedStateMachine):
     @rule(size=st.integers(1, 700))
     def copy_goes_on(self, size: int) -> None:
         """``cp`` copies the next chunk (cut anywhere, mid-line too), racing the app."""
+        self._copy_next(size)
+        self._changed()
+
+    def _copy_next(self, size: int) -> None:
         assert self.copying is not None
         with open(self.dir / LIVE, "rb") as original:
             original.seek(self.copying.copied)
@@ -211,20 +221,42 @@ class FollowModel(RuleBasedStateMachine):
         with open(self.dir / self.copying.name, "ab") as copy:
             copy.write(chunk)
         self.copying.copied += len(chunk)
-        self._changed()
 
     @precondition(lambda self: self.copying is not None and self.partial is None)
     @rule()
     def copy_ends_and_truncates(self) -> None:
         """``cp`` copies the rest, then ``truncate -s 0`` empties the live file."""
+        self._copy_ends_and_truncate()
+        self._changed()
+
+    @precondition(lambda self: self.copying is not None and self.partial is None)
+    @rule(count=st.integers(1, 60), late_by=st.integers(1, 12))
+    def copytruncate_and_writes_the_reader_hears_of_late(self, count: int, late_by: int) -> None:
+        """``cp`` copies the rest, ``truncate -s 0`` empties the live file and the app at
+        once writes past where the reader had read; the watcher's news of it all comes
+        ``late_by`` turns later, so a reader behind reads on meanwhile (what it hands over
+        delivered as it goes) without a look."""
+        self._copy_ends_and_truncate()
+        text = ""
+        for _ in range(count):
+            n, line = self._new_line()
+            text += line
+            self._complete(n)
+        with open(self.dir / LIVE, "a") as f:
+            f.write(text)
+        for _ in range(late_by):
+            self._turns(1)
+            self._deliver(len(self.stream.in_flight))
+        self._changed()
+
+    def _copy_ends_and_truncate(self) -> None:
         assert self.copying is not None
-        self.copy_goes_on(1 << 30)
+        self._copy_next(1 << 30)
         os.truncate(self.dir / LIVE, 0)
         self.files[self.copying.name] = self.files[LIVE]
         self.files[LIVE] = []
         self.repeats_allowed.update(self.copying.written_meanwhile)
         self.copying = None
-        self._changed()
 
     @precondition(
         lambda self: (
