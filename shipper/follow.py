@@ -901,8 +901,9 @@ class Follower:
             # Its newline will never come (the rest was cut off by a truncation, or
             # the app died mid-line): what the file holds of it is shipped.
             read = self.lines.read_last(cursor, data, content, now_ms), None
+            now = time.monotonic()
         else:
-            cursor.last_growth = time.monotonic()
+            now = cursor.last_growth = time.monotonic()
         records, key_free_from = read
         if (
             cursor.identity.fp_len < FINGERPRINT_BYTES
@@ -912,9 +913,9 @@ class Follower:
             cursor.identity = Identity(cursor.identity.dev, cursor.identity.ino, fp_len, fp)
         assert cursor.assembler is not None
         taken = cursor.assembler.take_unmatched()
-        self.mismatches.seen(cursor.path, taken, len(records), time.monotonic())
+        self.mismatches.seen(cursor.path, taken, len(records), now)
         if cursor.filtering is not None:
-            kept = cursor.filtering.apply(records, time.monotonic(), key_free_from)
+            kept = cursor.filtering.apply(records, now, key_free_from)
             return self._filtered(cursor, kept)
         return self.renderer.events(records, cursor.generation, key_free_from)
 

@@ -443,19 +443,27 @@ class TestUnterminatedLastLine:
 
     TORN = "2024-01-02 03:04:05,000 ERROR torn-000 payment failed for ann.lee@exam"
 
+    @staticmethod
+    def _following(tmp_path: Path, rotated_text: str, live_text: str = "") -> Follower:
+        """A follower of ``app.log`` (holding ``live_text``) beside ``app.log.1``."""
+        (tmp_path / "app.log.1").write_text(rotated_text)
+        (tmp_path / "app.log").write_text(live_text)
+        return _follower(tmp_path / "app.log")
+
     def test_a_rotated_file_s_torn_last_line_is_shipped_once_its_writer_is_gone(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Its last word is withheld: cut by chance, it may be the start of an address
         the masking rules cannot know from its start (``ann.lee@exam``)."""
-        monkeypatch.setattr(follow, "ROTATE_WAIT", 0.3)
-        rotated, live = tmp_path / "app.log.1", tmp_path / "app.log"
-        rotated.write_text(_lines("old", 2) + self.TORN)  # the app died mid-line
-        live.write_text(_lines("live", 1) + "2024-01-02 03:04:06,000 INFO half")
-        follower = _follower(live)
+        monkeypatch.setattr(follow, "ROTATE_WAIT", 0.6)
+        rotated = tmp_path / "app.log.1"
+        half = "2024-01-02 03:04:06,000 INFO half"
+        follower = self._following(  # the app died mid-line
+            tmp_path, _lines("old", 2) + self.TORN, _lines("live", 1) + half
+        )
         assert _read_all(follower) == ["old-000", "old-001", "live-000"]
         assert _read_all(follower) == []  # it may still be finished: it waits
-        time.sleep(0.4)
+        time.sleep(0.7)
         with structlog.testing.capture_logs() as logged:
             messages = []
             for cursor in follower.scan():
@@ -469,7 +477,7 @@ class TestUnterminatedLastLine:
         ] == [("app.log.1", rotated.stat().st_size - len(self.TORN), len(self.TORN), 12)]
         # Shipped once, read to its end: closed, and its checkpoint is at its end.
         assert _read_all(follower) == []
-        time.sleep(0.4)
+        time.sleep(0.7)
         follower.scan()
         (cursor,) = [c for c in follower.cursors.values() if c.path == str(rotated)]
         assert cursor.fd is None
@@ -486,10 +494,8 @@ class TestUnterminatedLastLine:
         """A rotated file whose last line grows slowly, without its newline yet: the
         wait starts again with each growth, and the line goes whole once it ends."""
         monkeypatch.setattr(follow, "ROTATE_WAIT", 0.4)
-        rotated, live = tmp_path / "app.log.1", tmp_path / "app.log"
-        rotated.write_text(_lines("old", 1) + "2024-01-02 03:04:05,000 INFO slow")
-        live.write_text("")
-        follower = _follower(live)
+        rotated = tmp_path / "app.log.1"
+        follower = self._following(tmp_path, _lines("old", 1) + "2024-01-02 03:04:05,000 INFO slow")
         assert _read_all(follower) == ["old-000"]
         for _ in range(3):
             time.sleep(0.25)
@@ -506,10 +512,9 @@ class TestUnterminatedLastLine:
     ) -> None:
         """A stale writer finishes the line after all: its rest arrives, nothing twice."""
         monkeypatch.setattr(follow, "ROTATE_WAIT", 0.2)
-        rotated, live = tmp_path / "app.log.1", tmp_path / "app.log"
-        rotated.write_text(_lines("old", 1) + "2024-01-02 03:04:05,000 INFO first")
-        live.write_text("")
-        follower = _follower(live)
+        rotated = tmp_path / "app.log.1"
+        first = "2024-01-02 03:04:05,000 INFO first"
+        follower = self._following(tmp_path, _lines("old", 1) + first)
         assert _read_all(follower) == ["old-000"]
         time.sleep(0.3)
         assert _read_all(follower) == ["…[cut]"]  # "first" withheld
